@@ -1,0 +1,83 @@
+"""``jpegfix info``: what a file is and how it was compressed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from jpegfix.cli.options import JsonOpt
+from jpegfix.cli.render import console, err_console
+
+
+def describe(path: Path) -> dict:
+    """Facts about ``path`` as plain data (raises JpegfixError for unreadable files)."""
+    from jpegfix.jpeg import read_image
+    from jpegfix.qmaps import IJG_CHROMA, IJG_LUMA, estimate_quality
+
+    image = read_image(path)
+    facts = {
+        "file": str(path), "format": image.format, "width": image.width, "height": image.height,
+        "mode": "grey" if image.channels == 1 else "RGB", "alpha": image.alpha is not None,
+        "orientation": image.orientation, "icc_profile": len(image.icc_profile or b""),
+        "exif": len(image.exif or b""),
+    }
+    if image.format == "JPEG":
+        facts.update(coding=image.coding, progressive=image.progressive, subsampling=image.subsampling or None)
+    if image.components:
+        facts["tables"] = [c.table.tolist() for c in image.components]
+        quality, error = estimate_quality(image.components[0].table, IJG_LUMA)
+        estimate = {"quality": quality, "luma_error": round(error, 3)}
+        if len(image.components) > 1:
+            estimate["chroma_error"] = round(
+                estimate_quality(image.components[1].table, IJG_CHROMA)[1], 3)
+        estimate["exact_ijg"] = error == 0 and estimate.get("chroma_error", 0) == 0
+        facts["ijg_quality"] = estimate
+    elif image.tables_problem:
+        facts["tables_problem"] = image.tables_problem
+    return facts
+
+
+def info_command(
+    files: Annotated[list[Path], typer.Argument(help="Image files.", show_default=False)],
+    as_json: JsonOpt = False,
+) -> None:
+    """Print dimensions, mode, subsampling, quantization tables and estimated JPEG quality."""
+    from jpegfix.errors import JpegfixError
+
+    reports, failed = [], False
+    for path in files:
+        try:
+            reports.append(describe(path))
+        except JpegfixError as error:
+            err_console.print(f"[red]error[/] {escape(str(path))}: {escape(str(error))}", highlight=False)
+            failed = True
+    if as_json:
+        print(json.dumps(reports, indent=2))
+    else:
+        for facts in reports:
+            _render(facts)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _render(facts: dict) -> None:
+    console.print(f"[bold]{facts['file']}[/]", highlight=False)
+    for key in ("format", "coding", "subsampling", "mode"):
+        if facts.get(key):
+            console.print(f"  {key:<12} {facts[key]}")
+    console.print(f"  {'size':<12} {facts['width']}x{facts['height']}")
+    console.print(f"  {'orientation':<12} {facts['orientation']}   icc {facts['icc_profile']} B   exif {facts['exif']} B")
+    if "ijg_quality" in facts:
+        q = facts["ijg_quality"]
+        kind = "exact IJG tables" if q["exact_ijg"] else f"nearest IJG, mean table error {q['luma_error']}"
+        console.print(f"  {'quality':<12} {q['quality']} ({kind})")
+        for name, table in zip(("Y", "Cb", "Cr"), facts["tables"]):
+            console.print(f"  {name} table")
+            for row in table:
+                console.print("    " + " ".join(f"{v:4d}" for v in row), highlight=False)
+    elif "tables_problem" in facts:
+        console.print(f"  tables       {facts['tables_problem']}")

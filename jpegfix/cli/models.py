@@ -1,0 +1,47 @@
+"""``jpegfix models``: registered models, whether their weights are here, and their scores."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from jpegfix.cli.options import JsonOpt
+from jpegfix.cli.render import console
+
+
+def model_rows() -> list[dict]:
+    from jpegfix.models import MODELS
+    from jpegfix.weights import read_card, search_folders
+
+    rows = []
+    for spec in MODELS:
+        card = read_card(spec) or {}
+        present = next((f / f"{spec.weights_name}.safetensors" for f in search_folders()
+                        if (f / f"{spec.weights_name}.safetensors").is_file()), None)
+        validation = card.get("validation", {})
+        rows.append({
+            "name": spec.name, "method": spec.method, "channels": spec.channels,
+            "needs_tables": spec.needs_tables, "weights": str(present) if present else None,
+            "size_mb": round(present.stat().st_size / 2**20, 2) if present else None,
+            "parameters": card.get("parameters"), "validation": validation,
+            "description": spec.description,
+        })
+    return rows
+
+
+def models_command(as_json: JsonOpt = False) -> None:
+    """List models: method, weights present, size and validation scores from their cards."""
+    from rich.table import Table
+
+    rows = model_rows()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("model", "method", "input", "weights", "size", "validation (dB gain over JPEG)")
+    for row in rows:
+        scores = ", ".join(f"{k.removeprefix('gain_')} {v:+.2f}" for k, v in row["validation"].items() if k.startswith("gain_"))
+        table.add_row(row["name"], row["method"], "JPEG tables" if row["needs_tables"] else "any image",
+                      "yes" if row["weights"] else "[dim]missing[/]",
+                      f"{row['size_mb']} MB" if row["size_mb"] else "", scores)
+    console.print(table)

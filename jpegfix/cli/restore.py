@@ -1,0 +1,94 @@
+"""``jpegfix restore``: restore files, globs and folders to PNGs in an output folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from jpegfix.cli.options import DeviceOpt, JsonOpt, ModelOpt, QuietOpt, TileOpt
+from jpegfix.cli.render import console, err_console, progress_bar
+
+
+def restore_command(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, globs or folders.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")],
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    tile: TileOpt = 0,
+    quality: Annotated[Optional[int], typer.Option("--quality", min=1, max=100, help="Strength: treat images as IJG JPEGs of this quality instead of reading their tables (useful for photos compressed several times).")] = None,
+    suffix: Annotated[str, typer.Option("--suffix", help="Appended to each output file name before .png.")] = "",
+    bits: Annotated[int, typer.Option("--bits", help="Output bit depth, 8 or 16.")] = 8,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Recurse into folders and mirror their structure.")] = False,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip files whose output exists.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never inputs).")] = False,
+    max_megapixels: Annotated[float, typer.Option("--max-megapixels", help="Refuse larger images.")] = 150.0,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Restore JPEG-compressed images and write PNGs, keeping ICC profile, EXIF and orientation."""
+    if bits not in (8, 16):
+        raise typer.BadParameter("must be 8 or 16", param_hint="--bits")
+    if skip_existing and overwrite:
+        raise typer.BadParameter("choose one of --skip-existing and --overwrite")
+    from jpegfix.engine import RestoreOptions, plan_jobs, restore_files
+    from jpegfix.models import MODELS
+
+    if model is not None and model not in MODELS:
+        from jpegfix.errors import UnknownModelError
+
+        try:
+            MODELS.get(model)
+        except UnknownModelError as error:
+            raise typer.BadParameter(str(error), param_hint="--model") from None
+    options = RestoreOptions(model=model, device=device, tile=tile, quality=quality, bits=bits,
+                             overwrite=overwrite, skip_existing=skip_existing,
+                             max_pixels=int(max_megapixels * 1e6))
+    jobs, problems = plan_jobs(inputs, out, recursive=recursive, suffix=suffix)
+    for problem in problems:
+        err_console.print(f"[red]error[/] {escape(problem.source)}: {escape(problem.error)}", highlight=False)
+    results = list(problems)
+    with progress_bar(quiet) as progress:
+        task = progress.add_task("restoring", total=len(jobs), megapixels=0.0)
+        done_mp = [0.0]
+
+        def on_result(result) -> None:
+            done_mp[0] += result.megapixels
+            rate = done_mp[0] / max(progress.tasks[task].elapsed or 1e-9, 1e-9)
+            progress.update(task, advance=1, megapixels=rate)
+            if result.status == "failed":
+                progress.console.print(f"[red]error[/] {escape(result.source)}: {escape(result.error)}", highlight=False)
+            elif not as_json and not quiet:
+                progress.console.print(_line(result), highlight=False)
+
+        results += restore_files(jobs, options, on_result)
+    if as_json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    elif quiet:
+        pass
+    else:
+        _summary(results)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+
+
+def _line(result) -> str:
+    if result.status == "skipped":
+        return escape(f"skipped {result.source} ({result.reason})")
+    return escape(f"{result.source} -> {result.target}  [{result.model}: {result.reason}]  "
+                  f"{result.megapixels:.1f} MP in {result.seconds:.1f} s")
+
+
+def _summary(results) -> None:
+    ok = [r for r in results if r.status == "ok"]
+    failed = sum(r.status == "failed" for r in results)
+    skipped = sum(r.status == "skipped" for r in results)
+    seconds = sum(r.seconds for r in ok)
+    megapixels = sum(r.megapixels for r in ok)
+    rate = f", {megapixels / seconds:.2f} MP/s" if seconds else ""
+    console.print(f"{len(ok)} restored, {skipped} skipped, {failed} failed; "
+                  f"{megapixels:.1f} MP in {seconds:.1f} s{rate}", highlight=False)

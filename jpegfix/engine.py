@@ -1,0 +1,338 @@
+"""The restore engine: read -> choose model -> quantization maps -> tiles -> network -> blend -> write.
+
+Library code: it never prints or exits. Per-file problems become :class:`FileResult`
+records with ``status="failed"`` and a one-line ``error``; the batch always goes on.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from jpegfix.errors import InputError, JpegfixError, OutputError
+from jpegfix.jpeg import DEFAULT_MAX_PIXELS, ComponentTable, DecodedImage, read_image
+from jpegfix.models import MODELS
+from jpegfix.models.restorer import Restorer
+from jpegfix.output import write_png
+from jpegfix.qmaps import build_qmaps, estimate_quality, ijg_components
+from jpegfix.tiling import GRID, run_tiled
+from jpegfix.weights import load_model
+
+DEFAULT_TABLE_MODELS = {3: "qgcn-color-s", 1: "qgcn-gray-s"}
+"""Default models for images whose quantization tables are known (JPEG files, or --quality)."""
+DEFAULT_OVERLAP = 32
+DEFAULT_CONTEXT = 48
+"""Pixels of extra context read around each tile and discarded after the network: a
+convolution near a tile edge then sees the same neighbours as in the whole image."""
+INPUT_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+CPU_TILE_BUDGET = 1.5 * 2**30
+"""Bytes of activations one CPU tile may use (keeps a 12 MP photo well under 4 GB peak)."""
+
+
+# -- models and devices ----------------------------------------------------------------
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA, then MPS, then CPU, unless ``name`` names a device."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def half_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 on GPUs that have it, float16 on other GPUs and MPS, float32 on CPU."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def load_restorer(name: str, device: str = "auto", *, download: bool = True) -> Restorer:
+    """Load registered model ``name`` with verified weights on ``device``.
+
+    Raises:
+        UnknownModelError, MissingWeightsError.
+    """
+    spec = MODELS.get(name)
+    net, card = load_model(spec, download=download)
+    target = pick_device(device)
+    return Restorer(spec=spec, net=net.to(target), device=target, dtype=half_dtype(target), card=card)
+
+
+# -- one image in memory ---------------------------------------------------------------
+
+
+def auto_tile(restorer: Restorer) -> int:
+    """Largest tile side (multiple of 16) whose activations fit the device's free memory."""
+    per_pixel = float(getattr(restorer.net, "bytes_per_pixel", 2048))
+    if restorer.device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(restorer.device)
+        budget = 0.5 * free
+    else:
+        budget = min(CPU_TILE_BUDGET, 0.3 * _available_memory())
+    side = int(math.sqrt(budget / per_pixel)) // GRID * GRID
+    return max(256, min(side, 4096))
+
+
+def _available_memory() -> float:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2**30
+
+
+def restore_pixels(
+    restorer: Restorer,
+    pixels: np.ndarray,
+    components: list[ComponentTable] | None = None,
+    *,
+    tile: int = 0,
+    overlap: int = DEFAULT_OVERLAP,
+    context: int = DEFAULT_CONTEXT,
+) -> np.ndarray:
+    """Restore (H, W, C) uint8 ``pixels``; returns (H, W, C) float32 in [0, 1].
+
+    ``components`` are the JPEG's quantization tables (required by table-guided models).
+    ``tile`` 0 picks the tile side from free memory; an out-of-memory error halves it and
+    retries. The image is padded on the 16-pixel grid so every tile sees the true block grid;
+    each tile is run with ``context`` extra pixels around it (kept on the grid), then tiles
+    are blended over ``overlap`` pixels.
+    """
+    if restorer.needs_tables and components is None:
+        raise InputError(f"{restorer.spec.name} needs quantization tables")
+    if pixels.shape[2] != restorer.spec.channels:
+        kind = "grey" if pixels.shape[2] == 1 else "colour"
+        raise InputError(f"{restorer.spec.name} expects {restorer.spec.channels}-channel images, this one is {kind}")
+    height, width = pixels.shape[:2]
+    image = torch.from_numpy(pixels.transpose(2, 0, 1).copy()).float().div_(255)[None]
+    padded_h, padded_w = -(-height // GRID) * GRID, -(-width // GRID) * GRID
+    padded = _pad(image, padded_h - height, padded_w - width)
+    maps = torch.from_numpy(build_qmaps(components, padded_h, padded_w))[None] if restorer.needs_tables else None
+    vector = restorer.prepare(image)
+    del image
+
+    margin = -(-context // GRID) * GRID
+
+    def process(top: int, left: int, h: int, w: int) -> torch.Tensor:
+        y0, x0 = max(0, top - margin), max(0, left - margin)
+        y1, x1 = min(padded_h, top + h + margin), min(padded_w, left + w + margin)
+        crop = padded[..., y0:y1, x0:x1]
+        crop_maps = maps[..., y0:y1, x0:x1] if maps is not None else None
+        out = restorer(crop, crop_maps, vector)[0]
+        return out[:, top - y0 : top - y0 + h, left - x0 : left - x0 + w]
+
+    side = tile or auto_tile(restorer)
+    while True:
+        try:
+            result = run_tiled(process, pixels.shape[2], padded_h, padded_w, side, overlap)
+            break
+        except (torch.OutOfMemoryError, RuntimeError) as error:
+            if "out of memory" not in str(error).lower() or side <= 128:
+                raise
+            side = max(128, side // 2 // GRID * GRID)
+            if restorer.device.type == "cuda":
+                torch.cuda.empty_cache()
+    return result[:, :height, :width].permute(1, 2, 0).numpy()
+
+
+def _pad(image: torch.Tensor, bottom: int, right: int) -> torch.Tensor:
+    if not bottom and not right:
+        return image
+    mode = "reflect" if bottom < image.shape[-2] and right < image.shape[-1] else "replicate"
+    return F.pad(image, (0, right, 0, bottom), mode=mode)
+
+
+# -- files -----------------------------------------------------------------------------
+
+
+@dataclass
+class RestoreOptions:
+    """Choices that apply to every file of a batch."""
+
+    model: str | None = None
+    """Force one model; None picks per image (table-guided for JPEGs)."""
+    device: str = "auto"
+    tile: int = 0
+    quality: int | None = None
+    """Build maps from IJG tables at this quality instead of the file's (strength control)."""
+    bits: int = 8
+    overwrite: bool = False
+    skip_existing: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class Job:
+    source: Path
+    target: Path
+
+
+@dataclass
+class FileResult:
+    """What happened to one input file."""
+
+    source: str
+    target: str | None
+    status: str
+    """``ok``, ``skipped`` or ``failed``."""
+    error: str | None = None
+    model: str | None = None
+    reason: str | None = None
+    """Why that model and those tables were used."""
+    width: int = 0
+    height: int = 0
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def megapixels(self) -> float:
+        return self.width * self.height / 1e6
+
+
+def plan_jobs(inputs: list[str], out_dir: Path, *, recursive: bool = False, suffix: str = "") -> tuple[list[Job], list[FileResult]]:
+    """Expand files, globs and folders into (source, target) jobs.
+
+    Folder inputs keep their structure under ``out_dir`` (recursively with ``recursive``).
+    Returns the jobs and a failed result for every input that matched nothing or whose
+    target would collide with another job's.
+    """
+    jobs: list[Job] = []
+    problems: list[FileResult] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES)
+            jobs += [Job(p, out_dir / p.relative_to(path).parent / f"{p.stem}{suffix}.png") for p in found]
+            if not found:
+                problems.append(FileResult(item, None, "failed", "folder holds no images"))
+        elif path.is_file():
+            jobs.append(Job(path, out_dir / f"{path.stem}{suffix}.png"))
+        elif glob.has_magic(item):
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=recursive) if Path(p).is_file())
+            jobs += [Job(p, out_dir / f"{p.stem}{suffix}.png") for p in matches]
+            if not matches:
+                problems.append(FileResult(item, None, "failed", "pattern matches no files"))
+        else:
+            problems.append(FileResult(item, None, "failed", "no such file or folder"))
+    seen: dict[Path, Path] = {}
+    unique = []
+    for job in jobs:
+        key = job.target.resolve()
+        if key in seen:
+            problems.append(FileResult(str(job.source), str(job.target), "failed",
+                                       f"output name collides with that of {seen[key]}"))
+        else:
+            seen[key] = job.source
+            unique.append(job)
+    return unique, problems
+
+
+def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str, list[ComponentTable] | None, str]:
+    """(model name, tables to use, reason) for one image.
+
+    Raises:
+        InputError: the image cannot be restored with the available models and options.
+    """
+    channels = image.channels
+    if options.quality is not None:
+        subsampling = image.subsampling or "4:2:0"
+        components = ijg_components(options.quality, channels, subsampling)
+        reason = f"--quality {options.quality} (IJG tables, {subsampling if channels == 3 else 'grey'})"
+    elif image.components is not None:
+        components = image.components
+        reason = "JPEG quantization tables from the file"
+    else:
+        components = None
+        why = image.tables_problem or f"{image.format or 'this'} file has no JPEG quantization tables"
+        reason = why
+    name = options.model or DEFAULT_TABLE_MODELS[channels]
+    spec = MODELS.get(name)
+    if spec.needs_tables and components is None:
+        raise InputError(f"{reason}; pass --quality Q to restore it as a JPEG of quality Q")
+    if spec.channels != channels:
+        other = DEFAULT_TABLE_MODELS[channels]
+        kind = "grey" if channels == 1 else "colour"
+        raise InputError(f"{name} is a {spec.channels}-channel model and this image is {kind}; try --model {other}")
+    return name, components if spec.needs_tables else None, reason
+
+
+def _check_target(job: Job, sources: set[Path], options: RestoreOptions) -> str | None:
+    """'skip' to skip the job; raises OutputError when the target must not be written."""
+    target = job.target.resolve()
+    if target in sources:
+        raise OutputError("output path is an input file; choose another output folder or --suffix")
+    if job.target.exists():
+        if options.skip_existing:
+            return "skip"
+        if not options.overwrite:
+            raise OutputError(f"{job.target} exists (use --overwrite or --skip-existing)")
+    folder = job.target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create output folder {folder}: {error.strerror or error}") from None
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"output folder {folder} is not writable")
+    return None
+
+
+def restore_file(job: Job, options: RestoreOptions, restorers: dict[str, Restorer], sources: set[Path]) -> FileResult:
+    """Restore one file; never raises for problems with that file (they go in the result)."""
+    result = FileResult(str(job.source), str(job.target), "ok")
+    started = time.perf_counter()
+    try:
+        if _check_target(job, sources, options) == "skip":
+            result.status, result.reason = "skipped", "output exists"
+            return result
+        image = read_image(job.source, max_pixels=options.max_pixels)
+        result.height, result.width = image.height, image.width
+        name, components, reason = choose_model(image, options)
+        result.model, result.reason = name, reason
+        if image.components:
+            quality, error = estimate_quality(image.components[0].table)
+            result.details["jpeg_quality"] = {"ijg_estimate": quality, "table_error": round(error, 3)}
+        if name not in restorers:
+            restorers[name] = load_restorer(name, options.device)
+        restored = restore_pixels(restorers[name], image.pixels, components, tile=options.tile)
+        write_png(job.target, restored, image, bits=options.bits)
+    except JpegfixError as error:
+        result.status, result.error = "failed", str(error)
+    except OSError as error:
+        result.status, result.error = "failed", f"write failed: {error.strerror or error}"
+    except MemoryError:
+        result.status, result.error = "failed", "out of memory (try a smaller --tile)"
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def restore_files(
+    jobs: list[Job], options: RestoreOptions, on_result: Callable[[FileResult], None] = lambda r: None
+) -> list[FileResult]:
+    """Restore every job in order, reporting each result to ``on_result`` as it finishes."""
+    sources = {job.source.resolve() for job in jobs}
+    restorers: dict[str, Restorer] = {}
+    results = []
+    for job in jobs:
+        result = restore_file(job, options, restorers, sources)
+        on_result(result)
+        results.append(result)
+    return results

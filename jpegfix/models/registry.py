@@ -1,0 +1,88 @@
+"""The model registry: one frozen :class:`ModelSpec` per shipped or trainable model.
+
+Method modules register their specs explicitly at import (see ``models/__init__.py``); a
+duplicate name is an error rather than a silent overwrite.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from torch import nn
+
+from jpegfix.errors import UnknownModelError
+
+METHODS = ("qgcn", "cqr", "contrastive", "one-to-many")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What jpegfix knows about a model before loading it."""
+
+    name: str
+    """``<method>-<color|gray>-<size>``, the name users type after ``--model``."""
+    method: str
+    """One of :data:`METHODS`."""
+    arch: Callable[..., nn.Module]
+    """The network class; called with ``arch_args`` as keyword arguments."""
+    arch_args: dict[str, Any]
+    channels: int
+    """1 for grey models, 3 for colour models."""
+    needs_tables: bool
+    """True for models that need quantization maps (JPEG input or ``--quality``)."""
+    description: str = ""
+    weights: str = ""
+    """Weight file name (without suffix) in the weights folder; defaults to ``name``."""
+    hub_repo: str = "jpegfix/jpegfix-weights"
+    hub_revision: str = "main"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def weights_name(self) -> str:
+        return self.weights or self.name
+
+    def build(self, **overrides: Any) -> nn.Module:
+        """An untrained network for this spec (``overrides`` replace ``arch_args`` entries)."""
+        return self.arch(**{**self.arch_args, **overrides})
+
+
+class Registry:
+    """A name -> :class:`ModelSpec` mapping that refuses duplicates."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, ModelSpec] = {}
+
+    def register(self, spec: ModelSpec) -> ModelSpec:
+        if spec.method not in METHODS:
+            raise ValueError(f"unknown method {spec.method!r} for model {spec.name!r}")
+        if spec.name in self._specs:
+            raise ValueError(f"model {spec.name!r} is already registered")
+        self._specs[spec.name] = spec
+        return spec
+
+    def get(self, name: str) -> ModelSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._specs, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(self._specs)}"
+            raise UnknownModelError(f"unknown model {name!r}{hint}") from None
+
+    def names(self, method: str | None = None) -> list[str]:
+        return [s.name for s in self if method is None or s.method == method]
+
+    def __iter__(self) -> Iterator[ModelSpec]:
+        return iter(self._specs.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def copy(self) -> "Registry":
+        clone = Registry()
+        clone._specs = dict(self._specs)
+        return clone
+
+
+MODELS = Registry()

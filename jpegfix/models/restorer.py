@@ -1,0 +1,65 @@
+"""The Restorer: one loaded network behind a method-independent call contract.
+
+The engine talks only to this class. Contract: images are float tensors (N, C, H, W) in
+[0, 1], H and W multiples of ``size_multiple``; quantization maps (N, K, H, W) are passed to
+models that ``needs_tables``; ``prepare(whole_image)`` computes per-image context once (QGCN's
+global vector), which every tile of that image then shares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from jpegfix.models.registry import ModelSpec
+
+
+@dataclass
+class Restorer:
+    spec: ModelSpec
+    net: nn.Module
+    device: torch.device
+    dtype: torch.dtype = torch.float32
+    """Autocast dtype: float32 on CPU, bfloat16 (or float16) on GPUs that support it."""
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size_multiple(self) -> int:
+        return int(getattr(self.net, "size_multiple", 1))
+
+    @property
+    def needs_tables(self) -> bool:
+        return self.spec.needs_tables
+
+    def _autocast(self):
+        enabled = self.device.type in ("cuda", "mps") and self.dtype != torch.float32
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled)
+
+    @torch.inference_mode()
+    def prepare(self, image: torch.Tensor) -> Any:
+        """Per-image context from the whole (1, C, H, W) image, or None for local models."""
+        prepare = getattr(self.net, "global_vector", None)
+        if prepare is None:
+            return None
+        with self._autocast():
+            return prepare(image.to(self.device)).float()
+
+    @torch.inference_mode()
+    def __call__(self, tile: torch.Tensor, qmaps: torch.Tensor | None, context: Any = None) -> torch.Tensor:
+        """Restore one (1, C, h, w) tile; returns (1, C, h, w) float32 in [0, 1] on the device."""
+        args = [tile.to(self.device)]
+        if self.needs_tables:
+            args.append(qmaps.to(self.device))
+        with self._autocast():
+            out = self.net(*args, context) if context is not None else self.net(*args)
+        return out.float().clamp_(0, 1)
+
+    def restore(self, pixels, components=None, tile: int = 0):
+        """Convenience: restore (H, W, C) uint8 ``pixels`` and return uint8 (see engine.restore_pixels)."""
+        from jpegfix.engine import restore_pixels
+        from jpegfix.output import quantize
+
+        return quantize(restore_pixels(self, pixels, components, tile=tile), 8)

@@ -1,0 +1,77 @@
+"""Seamless tiling: overlapping tiles on the JPEG block grid, blended with linear ramps.
+
+Tiles start on a 16-pixel grid (the largest JPEG MCU), so every tile sees the block
+pattern exactly as the whole image does. Neighbouring tiles overlap by ``overlap`` pixels;
+in the overlap each output pixel is a weighted mean of the tiles covering it, with weights
+ramping linearly from the tile edge inwards, so no seam can appear. Image borders get full
+weight (there is no neighbour to blend with).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+
+GRID = 16
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets (multiples of 16) of tiles of side ``tile`` covering ``length`` pixels.
+
+    ``length``, ``tile`` and ``overlap`` are multiples of 16 and ``overlap < tile``.
+    """
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride))
+    starts.append(length - tile)
+    return starts
+
+
+def ramp(length: int, overlap_before: int, overlap_after: int) -> torch.Tensor:
+    """1-D blending weights: rising over the leading overlap, falling over the trailing one."""
+    weight = torch.ones(length)
+    if overlap_before:
+        weight[:overlap_before] = torch.arange(1, overlap_before + 1) / (overlap_before + 1)
+    if overlap_after:
+        weight[length - overlap_after :] = torch.arange(overlap_after, 0, -1) / (overlap_after + 1)
+    return weight
+
+
+def tiles(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """(top, left, weight) per tile; ``weight`` is (tile_h, tile_w) and covers the overlaps."""
+    rows, cols = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
+    tile_h, tile_w = min(tile, height), min(tile, width)
+    for i, top in enumerate(rows):
+        above = rows[i - 1] + tile_h - top if i else 0
+        below = top + tile_h - rows[i + 1] if i + 1 < len(rows) else 0
+        vertical = ramp(tile_h, above, below)
+        for j, left in enumerate(cols):
+            before = cols[j - 1] + tile_w - left if j else 0
+            after = left + tile_w - cols[j + 1] if j + 1 < len(cols) else 0
+            yield top, left, vertical[:, None] * ramp(tile_w, before, after)[None, :]
+
+
+def run_tiled(
+    process: Callable[[int, int, int, int], torch.Tensor],
+    channels: int,
+    height: int,
+    width: int,
+    tile: int,
+    overlap: int,
+) -> torch.Tensor:
+    """Blend ``process(top, left, h, w) -> (C, h, w)`` over tiles into a (C, H, W) CPU tensor.
+
+    ``height`` and ``width`` must be multiples of 16; ``tile`` and ``overlap`` are rounded to it.
+    """
+    tile = max(GRID, tile // GRID * GRID)
+    overlap = min(max(0, overlap // GRID * GRID), tile - GRID)
+    result = torch.zeros(channels, height, width)
+    total = torch.zeros(1, height, width)
+    for top, left, weight in tiles(height, width, tile, overlap):
+        h, w = weight.shape
+        out = process(top, left, h, w).float().cpu()
+        result[:, top : top + h, left : left + w] += out * weight
+        total[:, top : top + h, left : left + w] += weight
+    return result / total

@@ -1,0 +1,1 @@
+"""Training: one loop (:mod:`.loop`), one recipe per method (:mod:`.recipes`), export (:mod:`.export`)."""

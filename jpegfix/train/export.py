@@ -1,0 +1,68 @@
+"""Export a finished run: weights as safetensors plus a model card built from the run."""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+import jpegfix
+from jpegfix.models import MODELS
+from jpegfix.train.loop import CHECKPOINT, RunState
+from jpegfix.weights import save_model
+
+
+def export_run(recipe, run_dir: Path, state: RunState, name: str, folder: Path, command: str) -> list[Path]:
+    """Write every network the recipe exports; ``name`` renames the recipe's main export."""
+    checkpoint = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+    exports = recipe.exports()
+    written = []
+    for index, (module_name, model_name) in enumerate(exports.items()):
+        spec = MODELS.get(model_name)
+        net = spec.build()
+        net.load_state_dict(checkpoint["modules"][module_name])
+        out_name = name if index == 0 else model_name
+        written += save_model(net, folder, out_name, _card(recipe, spec, state, out_name, command))
+    return written
+
+
+
+
+def _card(recipe, spec, state: RunState, name: str, command: str) -> dict:
+    final = state.curve[-1] if state.curve else {}
+    return {
+        "name": name,
+        "method": spec.method,
+        "arch": spec.arch.__name__,
+        "description": spec.description,
+        "jpegfix_version": jpegfix.__version__,
+        "command": command,
+        "training_data": [str(p) for p in getattr(recipe, "data", [])],
+        "validation_data": [str(p) for p in getattr(recipe, "val", [])],
+        "recipe": json.loads(json.dumps(recipe.config.__dict__, default=list)),
+        **recipe.card(),
+        "steps": {point["stage"]: point["step"] for point in state.curve},
+        "wall_time_s": round(sum(_stage_seconds(state.curve).values()), 1),
+        "device": _device_name(),
+        "torch_version": torch.__version__,
+        "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "validation": {k: v for k, v in final.items() if k not in ("stage", "step", "seconds")},
+        "validation_curve": state.curve,
+        "hub": {"repo": spec.hub_repo, "revision": spec.hub_revision},
+    }
+
+
+def _stage_seconds(curve: list[dict]) -> dict[str, float]:
+    seconds: dict[str, float] = {}
+    for point in curve:
+        seconds[point["stage"]] = point["seconds"]
+    return seconds
+
+
+def _device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

@@ -1,0 +1,234 @@
+"""The one training loop every method uses.
+
+Runs a recipe's stages in order with Adam and a cosine learning-rate schedule, validates
+every ``val_every`` steps, checkpoints atomically every ``checkpoint_every`` steps and at
+each stage end, and resumes from the last checkpoint. Under ``torchrun`` each process
+trains on its own slice of the batches and gradients are averaged by DistributedDataParallel;
+only rank 0 validates, logs and writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from jpegfix.train.recipe import Recipe, Stage
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"
+WARMUP_SHARE = 0.02
+
+
+@dataclass
+class Progress:
+    """What the loop reports to its caller after each step and validation."""
+
+    stage: str
+    step: int
+    steps: int
+    scalars: dict[str, float]
+    validation: dict[str, float] | None = None
+
+
+class Context:
+    """The loop's side of :class:`jpegfix.train.recipe.TrainContext`."""
+
+    def __init__(self, device: torch.device, amp: bool, distributed: bool):
+        self.device = device
+        self.amp = amp and device.type == "cuda"
+        self.distributed = distributed
+        self.modules: dict[str, nn.Module] = {}
+        self.wrapped: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.rank = int(os.environ.get("RANK", 0))
+        self.world_size = int(os.environ.get("WORLD_SIZE", 1))
+
+    def net(self, name: str) -> nn.Module:
+        """The module to call in a step (its DDP wrapper when it is trained under torchrun)."""
+        return self.wrapped.get(name, self.modules[name])
+
+    def autocast(self):
+        if self.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def backward(self, loss: torch.Tensor, optimizer: str) -> None:
+        opt = self.optimizers[optimizer]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def start_stage(self, stage: Stage) -> None:
+        for name, module in self.modules.items():
+            trained = name in stage.trainable
+            module.train(trained)
+            module.requires_grad_(trained)
+        self.optimizers = {
+            name: torch.optim.Adam(self.modules[name].parameters(), lr=stage.lr, betas=stage.betas)
+            for name in stage.trainable
+        }
+        self.schedulers = {
+            name: torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(stage.steps))
+            for name, opt in self.optimizers.items()
+        }
+        self.wrapped = {}
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.wrapped = {n: DistributedDataParallel(self.modules[n], device_ids=ids) for n in stage.trainable}
+
+
+def cosine_with_warmup(steps: int) -> Callable[[int], float]:
+    """Learning-rate factor: linear warm-up over 2% of the steps, then cosine to 1% of the peak."""
+    warmup = max(1, int(steps * WARMUP_SHARE))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+@dataclass
+class RunState:
+    """Everything a checkpoint holds besides weights and optimiser states."""
+
+    stage_index: int = 0
+    step: int = 0
+    seconds: float = 0.0
+    curve: list[dict[str, Any]] = field(default_factory=list)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA, then MPS, then CPU, unless ``name`` names one."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def train(
+    recipe: Recipe,
+    run_dir: Path,
+    *,
+    device: str = "auto",
+    resume: bool = False,
+    val_every: int = 500,
+    checkpoint_every: int = 250,
+    amp: bool = True,
+    on_progress: Callable[[Progress], None] = lambda progress: None,
+) -> RunState:
+    """Train ``recipe`` into ``run_dir`` and return the final :class:`RunState`."""
+    distributed = int(os.environ.get("WORLD_SIZE", 1)) > 1
+    if distributed:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    ctx = Context(pick_device(device), amp, distributed)
+    if ctx.device.type == "cuda":
+        torch.cuda.set_device(ctx.device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ctx.modules = {name: m.to(ctx.device) for name, m in recipe.build(ctx).items()}
+    state = RunState()
+    checkpoint_path = run_dir / CHECKPOINT
+    if resume and checkpoint_path.exists():
+        state = _load_checkpoint(checkpoint_path, ctx)
+    elif ctx.rank == 0:
+        _write_json(run_dir / "recipe.json", {"method": recipe.method, "config": _plain(recipe.config)})
+    stages = recipe.stages()
+    for index in range(state.stage_index, len(stages)):
+        stage = stages[index]
+        ctx.start_stage(stage)
+        first = state.step if index == state.stage_index else 0
+        if first:
+            _restore_optimizers(checkpoint_path, ctx)
+        batch_of = stage.make_batches(ctx)
+        started = time.perf_counter() - state.seconds
+        for step in range(first, stage.steps):
+            scalars = stage.step(batch_of(step * ctx.world_size + ctx.rank), ctx)
+            for scheduler in ctx.schedulers.values():
+                scheduler.step()
+            state.stage_index, state.step = index, step + 1
+            state.seconds = time.perf_counter() - started
+            validation = None
+            last = step + 1 == stage.steps
+            if ctx.rank == 0 and ((step + 1) % val_every == 0 or last):
+                validation = _validate(recipe, ctx, stage)
+                point = {"stage": stage.name, "step": step + 1, "seconds": round(state.seconds, 1), **validation}
+                state.curve.append(point)
+                _append_log(run_dir, {**point, **scalars})
+            if ctx.rank == 0 and ((step + 1) % checkpoint_every == 0 or last):
+                _save_checkpoint(checkpoint_path, ctx, state)
+            on_progress(Progress(stage.name, step + 1, stage.steps, scalars, validation))
+        state.stage_index, state.step = index + 1, 0
+        if ctx.rank == 0:
+            _save_checkpoint(checkpoint_path, ctx, state)
+    if distributed:
+        torch.distributed.destroy_process_group()
+    return state
+
+
+def _validate(recipe: Recipe, ctx: Context, stage: Stage) -> dict[str, float]:
+    modes = {name: m.training for name, m in ctx.modules.items()}
+    for module in ctx.modules.values():
+        module.eval()
+    with torch.no_grad():
+        scores = recipe.validate(ctx)
+    for name, module in ctx.modules.items():
+        module.train(modes[name])
+    return {k: round(float(v), 4) for k, v in scores.items()}
+
+
+def _save_checkpoint(path: Path, ctx: Context, state: RunState) -> None:
+    payload = {
+        "modules": {n: m.state_dict() for n, m in ctx.modules.items()},
+        "optimizers": {n: o.state_dict() for n, o in ctx.optimizers.items()},
+        "schedulers": {n: s.state_dict() for n, s in ctx.schedulers.items()},
+        "state": asdict(state),
+    }
+    temporary = path.with_suffix(".tmp")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+
+
+def _load_checkpoint(path: Path, ctx: Context) -> RunState:
+    payload = torch.load(path, map_location=ctx.device, weights_only=False)
+    for name, module in ctx.modules.items():
+        module.load_state_dict(payload["modules"][name])
+    return RunState(**payload["state"])
+
+
+def _restore_optimizers(path: Path, ctx: Context) -> None:
+    payload = torch.load(path, map_location=ctx.device, weights_only=False)
+    for name, opt in ctx.optimizers.items():
+        opt.load_state_dict(payload["optimizers"][name])
+        ctx.schedulers[name].load_state_dict(payload["schedulers"][name])
+
+
+def _append_log(run_dir: Path, record: dict[str, Any]) -> None:
+    with open(run_dir / LOG, "a") as log:
+        log.write(json.dumps(record) + "\n")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _plain(config: Any) -> Any:
+    return asdict(config) if is_dataclass(config) else config

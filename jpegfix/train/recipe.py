@@ -1,0 +1,90 @@
+"""What a training recipe is: the networks a method trains, its stages, and its validation.
+
+The loop in :mod:`jpegfix.train.loop` owns everything methods share (device, AMP, DDP,
+checkpoints, resume, validation schedule, progress, export). A recipe owns what differs:
+which networks exist, how each stage makes batches and turns a batch into losses, and
+what validation measures. Multi-stage methods (easy-hard transfer, ranker then deblocker,
+encoder then restorer, generator then GAN) are lists of :class:`Stage`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import nn
+
+Batch = Any
+
+
+@dataclass
+class Stage:
+    """One phase of training with its own data, optimiser and step count."""
+
+    name: str
+    steps: int
+    trainable: list[str]
+    """Names of the recipe's modules this stage optimises (one Adam per name)."""
+    lr: float
+    make_batches: Callable[["TrainContext"], Callable[[int], Batch]]
+    """Called once when the stage starts; returns ``batch(step)``, deterministic in ``step``."""
+    step: Callable[[Batch, "TrainContext"], dict[str, float]]
+    """One optimisation step: computes losses, calls ``ctx.backward``, returns scalars to log."""
+    frozen: list[str] = field(default_factory=list)
+    """Modules used but not trained in this stage; kept in eval mode (BatchNorm stays put)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+class TrainContext(Protocol):
+    device: torch.device
+    modules: dict[str, nn.Module]
+
+    def net(self, name: str) -> nn.Module: ...
+    def backward(self, loss: torch.Tensor, optimizer: str) -> None: ...
+    def autocast(self): ...
+
+
+class Recipe(Protocol):
+    method: str
+    config: Any
+
+    def build(self, ctx: TrainContext) -> dict[str, nn.Module]:
+        """Create every network the method trains (called once, before any stage)."""
+
+    def stages(self) -> list[Stage]: ...
+
+    def validate(self, ctx: TrainContext) -> dict[str, float]:
+        """Scores on held-out data; the first key is the headline number of the curve."""
+
+    def exports(self) -> dict[str, str]:
+        """Module name -> registry model name written by ``--export``."""
+
+    def card(self) -> dict[str, Any]:
+        """Method-specific facts for the model card (quality range, losses, ...)."""
+
+
+def apply_overrides(config: Any, overrides: list[str]) -> Any:
+    """Return ``config`` (a frozen dataclass) with ``field=value`` overrides applied.
+
+    Values are parsed as JSON when possible (numbers, lists, booleans), else kept as strings.
+
+    Raises:
+        ValueError: an override names no field of the config.
+    """
+    names = {f.name: f for f in dataclasses.fields(config)}
+    changes = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in names:
+            raise ValueError(f"unknown setting {key!r}; known: {', '.join(names)}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if isinstance(getattr(config, key), tuple) and isinstance(value, list):
+            value = tuple(value)
+        changes[key] = value
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,64 @@
+"""Shared fixtures: seeded RNGs, small photos from scikit-image, JPEG files, tiny models."""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from jpegfix.models import MODELS
+from jpegfix.models.restorer import Restorer
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+TINY_QGCN = dict(width=8, blocks=1, global_widths=(4, 4, 4, 4), global_hidden=16, global_dim=8)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    """(512, 512, 3) uint8 colour photo shipped with scikit-image."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def grey_photo() -> np.ndarray:
+    """(512, 512) uint8 grey photo shipped with scikit-image."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.camera())
+
+
+def save_jpeg(path: Path, pixels: np.ndarray, **options) -> Path:
+    Image.fromarray(pixels).save(path, format="JPEG", **options)
+    return path
+
+
+def jpeg_bytes(pixels: np.ndarray, **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", **options)
+    return buffer.getvalue()
+
+
+def tiny_restorer(name: str = "qgcn-color-s") -> Restorer:
+    """A randomly initialised tiny network behind the real Restorer contract."""
+    spec = MODELS.get(name)
+    net = spec.build(**TINY_QGCN).eval()
+    return Restorer(spec=spec, net=net, device=torch.device("cpu"))
+
+
+def requires(path: Path):
+    return pytest.mark.skipif(not path.exists(), reason=f"needs {path} (shared data not present)")

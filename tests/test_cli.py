@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from jpegfix import __version__
+from jpegfix.cli.app import app
+
+from conftest import save_jpeg, tiny_restorer
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def tiny_models(monkeypatch):
+    import jpegfix.engine as engine
+
+    monkeypatch.setattr(engine, "load_restorer", lambda name, device: tiny_restorer(name))
+
+
+def test_version_and_help():
+    assert runner.invoke(app, ["--version"]).output.strip() == f"jpegfix {__version__}"
+    assert "restore" in runner.invoke(app, ["--help"]).output
+
+
+def test_restore_batch_reports_each_bad_file_and_exits_1(tmp_path, photo, grey_photo, tiny_models):
+    save_jpeg(tmp_path / "colour.jpg", photo[:64, :96], quality=15, subsampling=2)
+    save_jpeg(tmp_path / "full.jpg", photo[:64, :96], quality=15, subsampling=0)
+    save_jpeg(tmp_path / "grey.jpg", grey_photo[:48, :40], quality=15)
+    save_jpeg(tmp_path / "prog.jpg", photo[:64, :96], quality=15, progressive=True)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("not an image")
+    Image.fromarray(photo[:32, :32]).save(tmp_path / "plain.png")
+    result = runner.invoke(app, ["restore", str(tmp_path / "*.jpg"), str(tmp_path / "plain.png"), "-o", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 1
+    records = {r["source"].split("/")[-1]: r for r in json.loads(result.stdout)}
+    assert {k for k, r in records.items() if r["status"] == "ok"} == {"colour.jpg", "full.jpg", "grey.jpg", "prog.jpg"}
+    assert "empty" in records["empty.jpg"]["error"] and "not an image" in records["text.jpg"]["error"]
+    assert "--quality" in records["plain.png"]["error"]
+    assert records["grey.jpg"]["model"] == "qgcn-gray-s"
+    with Image.open(tmp_path / "out" / "grey.png") as grey:
+        assert grey.mode == "L" and grey.size == (40, 48)
+
+
+def test_quality_option_restores_a_png(tmp_path, photo, tiny_models):
+    Image.fromarray(photo[:32, :48]).save(tmp_path / "a.png")
+    result = runner.invoke(app, ["restore", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--quality", "20"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "a.png").exists()
+
+
+def test_existing_outputs_skip_overwrite_and_refuse(tmp_path, photo, tiny_models):
+    source = save_jpeg(tmp_path / "a.jpg", photo[:32, :32], quality=20)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"old")
+    refused = runner.invoke(app, ["restore", str(source), "-o", str(out)])
+    assert refused.exit_code == 1 and (out / "a.png").read_bytes() == b"old"
+    skipped = runner.invoke(app, ["restore", str(source), "-o", str(out), "--skip-existing"])
+    assert skipped.exit_code == 0 and (out / "a.png").read_bytes() == b"old"
+    replaced = runner.invoke(app, ["restore", str(source), "-o", str(out), "--overwrite", "--bits", "16"])
+    assert replaced.exit_code == 0
+    with Image.open(out / "a.png") as image:
+        assert image.size == (32, 32)
+
+
+def test_unwritable_output_folder(tmp_path, photo, tiny_models):
+    source = save_jpeg(tmp_path / "a.jpg", photo[:32, :32], quality=20)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = runner.invoke(app, ["restore", str(source), "-o", str(blocker / "out")])
+    assert result.exit_code == 1 and "cannot create output folder" in result.output
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert runner.invoke(app, ["restore", "x.jpg", "-o", str(tmp_path), "--bits", "12"]).exit_code == 2
+    assert runner.invoke(app, ["restore", "x.jpg", "-o", str(tmp_path), "--model", "nope"]).exit_code == 2
+    assert runner.invoke(app, ["restore", "x.jpg", "-o", str(tmp_path), "--quality", "0"]).exit_code == 2
+    assert runner.invoke(app, ["restore", "x.jpg"]).exit_code == 2
+
+
+def test_info_reports_tables_and_quality(tmp_path, photo):
+    source = save_jpeg(tmp_path / "a.jpg", photo[:40, :48], quality=35, subsampling=1, progressive=True)
+    result = runner.invoke(app, ["info", str(source), "--json"])
+    facts = json.loads(result.stdout)[0]
+    assert facts["subsampling"] == "4:2:2" and facts["progressive"] and facts["width"] == 48
+    assert facts["ijg_quality"] == {"quality": 35, "luma_error": 0.0, "chroma_error": 0.0, "exact_ijg": True}
+    text = runner.invoke(app, ["info", str(source)]).output
+    assert "35 (exact IJG tables)" in text
+
+
+def test_models_lists_every_registered_model():
+    rows = json.loads(runner.invoke(app, ["models", "--json"]).stdout)
+    assert {"qgcn-color-s", "qgcn-gray-s"} <= {r["name"] for r in rows}

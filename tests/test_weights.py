@@ -1,0 +1,82 @@
+import json
+import shutil
+
+import pytest
+import torch
+
+from jpegfix.errors import MissingWeightsError
+from jpegfix.models import MODELS, ModelSpec
+from jpegfix.models.qgcn import QGCN
+from jpegfix.weights import load_model, locate, save_model
+
+from conftest import TINY_QGCN
+
+
+def tiny_spec(name="qgcn-color-t") -> ModelSpec:
+    return ModelSpec(name=name, method="qgcn", arch=QGCN, arch_args=dict(TINY_QGCN), channels=3,
+                     needs_tables=True, hub_repo="jpegfix/test-weights", hub_revision="0123abc")
+
+
+def test_save_then_load_roundtrip(tmp_path, monkeypatch):
+    spec = tiny_spec()
+    net = spec.build()
+    save_model(net, tmp_path, spec.name, {"name": spec.name})
+    monkeypatch.setenv("JPEGFIX_WEIGHTS", str(tmp_path))
+    loaded, card = load_model(spec, download=False)
+    assert card["arch_args"]["width"] == 8
+    x, q = torch.rand(1, 3, 32, 32), torch.rand(1, 2, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(net.eval()(x, q), loaded(x, q))
+
+
+def test_checksum_mismatch_is_refused(tmp_path, monkeypatch):
+    spec = tiny_spec()
+    save_model(spec.build(), tmp_path, spec.name, {})
+    card_path = tmp_path / f"{spec.name}.json"
+    card = json.loads(card_path.read_text())
+    card["sha256"] = "0" * 64
+    card_path.write_text(json.dumps(card))
+    monkeypatch.setenv("JPEGFIX_WEIGHTS", str(tmp_path))
+    with pytest.raises(MissingWeightsError, match="sha256"):
+        load_model(spec, download=False)
+
+
+def test_missing_weights_offline_says_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("JPEGFIX_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(MissingWeightsError, match="offline.*jpegfix train --method qgcn"):
+        locate(tiny_spec())
+
+
+def test_hugging_face_cache_is_used_offline(tmp_path, monkeypatch):
+    """A pre-filled hub cache (the layout hf_hub_download writes) is found without network."""
+    spec = tiny_spec()
+    save_model(spec.build(), tmp_path / "made", spec.name, {})
+    cache = tmp_path / "hub"
+    repo = cache / "models--jpegfix--test-weights"
+    commit = "0123abc" + "0" * 33
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    shutil.copy(tmp_path / "made" / f"{spec.name}.safetensors", snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "0123abc").write_text(commit)
+    monkeypatch.setenv("JPEGFIX_WEIGHTS", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert locate(spec).name == f"{spec.name}.safetensors"
+
+
+@pytest.mark.parametrize("name", [s.name for s in MODELS if s.name.endswith("-s")])
+def test_shipped_weights_match_their_cards(name):
+    from jpegfix.weights import package_folder, sha256_of
+
+    path = package_folder() / f"{name}.safetensors"
+    if not path.exists():
+        pytest.skip(f"{name} weights not shipped")
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert sha256_of(path) == card["sha256"] and card["method"] == "qgcn" and card["validation_curve"]

@@ -1,0 +1,99 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from jpegfix.engine import load_restorer
+from jpegfix.models import MODELS
+from jpegfix.train.export import export_run
+from jpegfix.train.loop import CHECKPOINT, cosine_with_warmup, train
+from jpegfix.train.recipe import apply_overrides
+from jpegfix.train.recipes import make_recipe
+from jpegfix.train.recipes.qgcn import QGCNConfig
+
+TINY_ARCH = dict(width=8, blocks=1, global_widths=(4, 4, 4, 4), global_hidden=16, global_dim=8)
+
+
+@pytest.fixture
+def folders(tmp_path, photo):
+    train_dir, val_dir = tmp_path / "train", tmp_path / "val"
+    train_dir.mkdir(), val_dir.mkdir()
+    for i in range(3):
+        Image.fromarray(photo[i * 100 : i * 100 + 160, 50:250]).save(train_dir / f"{i}.png")
+    Image.fromarray(photo[300:396, 300:428]).save(val_dir / "v.png")
+    return train_dir, val_dir
+
+
+@pytest.fixture
+def tiny_qgcn(monkeypatch):
+    """Swap the registered spec for a tiny one (the registry copy keeps MODELS untouched)."""
+    import jpegfix.train.export as export_module
+    import jpegfix.train.recipes.qgcn as recipe_module
+    import jpegfix.weights  # noqa: F401
+
+    registry = MODELS.copy()
+    spec = registry.get("qgcn-color-s")
+    tiny = type(spec)(**{**spec.__dict__, "arch_args": {**spec.arch_args, **TINY_ARCH}})
+    registry._specs["qgcn-color-s"] = tiny
+    monkeypatch.setattr(recipe_module, "MODELS", registry)
+    monkeypatch.setattr(export_module, "MODELS", registry)
+    return registry
+
+
+SETTINGS = ["small_steps=6", "large_steps=2", "small_size=32", "small_batch=2", "large_size=64", "large_batch=1", "val_images=1"]
+
+
+def test_train_resume_export_and_load(tmp_path, folders, tiny_qgcn, monkeypatch):
+    recipe = make_recipe("qgcn", SETTINGS, [folders[0]], [folders[1]], tmp_path / "run" / "cache")
+    state = train(recipe, tmp_path / "run", val_every=3, checkpoint_every=2)
+    assert state.stage_index == 2 and [p["stage"] for p in state.curve] == ["small", "small", "large"]
+    assert all(np.isfinite(p["psnr_gain"]) for p in state.curve)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 3 and "l1" in log[0]
+
+    # Resuming a finished run trains nothing more and keeps the curve.
+    again = train(recipe, tmp_path / "run", resume=True)
+    assert again.curve == state.curve
+
+    paths = export_run(recipe, tmp_path / "run", state, "qgcn-color-s", tmp_path / "weights", "jpegfix train ...")
+    card = json.loads((tmp_path / "weights" / "qgcn-color-s.json").read_text())
+    assert card["arch_args"]["width"] == 8 and card["steps"] == {"small": 6, "large": 2}
+    assert len(card["sha256"]) == 64 and card["validation"]["psnr_gain"] == state.curve[-1]["psnr_gain"]
+
+    monkeypatch.setenv("JPEGFIX_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setattr("jpegfix.engine.MODELS", tiny_qgcn)
+    restorer = load_restorer("qgcn-color-s", "cpu")
+    checkpoint = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=False)
+    for key, value in restorer.net.state_dict().items():
+        assert torch.equal(value, checkpoint["modules"]["net"][key])
+
+
+def test_resume_mid_stage_continues_where_it_stopped(tmp_path, folders, tiny_qgcn):
+    recipe = make_recipe("qgcn", SETTINGS, [folders[0]], [folders[1]], tmp_path / "run" / "cache")
+    stop = RuntimeError("interrupted")
+    calls = []
+
+    def interrupt(progress):
+        calls.append((progress.stage, progress.step))
+        if len(calls) == 4:
+            raise stop
+
+    with pytest.raises(RuntimeError):
+        train(recipe, tmp_path / "run", val_every=100, checkpoint_every=2, on_progress=interrupt)
+    resumed = []
+    train(recipe, tmp_path / "run", resume=True, val_every=100, on_progress=lambda p: resumed.append((p.stage, p.step)))
+    assert resumed[0] == ("small", 5) and resumed[-1] == ("large", 2)
+
+
+def test_overrides_are_validated():
+    config = apply_overrides(QGCNConfig(), ["small_steps=7", "lr=0.001"])
+    assert config.small_steps == 7 and config.lr == 0.001
+    with pytest.raises(ValueError, match="unknown setting"):
+        apply_overrides(QGCNConfig(), ["smal_steps=7"])
+
+
+def test_learning_rate_schedule_warms_up_and_decays():
+    factor = cosine_with_warmup(1000)
+    assert factor(0) < factor(19) <= 1.0 and factor(999) < 0.05
