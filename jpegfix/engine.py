@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jpegfix.devices import half_dtype, pick_device
 from jpegfix.errors import InputError, JpegfixError, OutputError
 from jpegfix.jpeg import DEFAULT_MAX_PIXELS, ComponentTable, DecodedImage, read_image
 from jpegfix.models import MODELS
@@ -39,26 +40,6 @@ CPU_TILE_BUDGET = 1.5 * 2**30
 
 
 # -- models and devices ----------------------------------------------------------------
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """CUDA, then MPS, then CPU, unless ``name`` names a device."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def half_dtype(device: torch.device) -> torch.dtype:
-    """bfloat16 on GPUs that have it, float16 on other GPUs and MPS, float32 on CPU."""
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return torch.float32
 
 
 def load_restorer(name: str, device: str = "auto", *, download: bool = True) -> Restorer:

@@ -24,6 +24,7 @@ from jpegfix.models.registry import ModelSpec
 SUFFIX = ".safetensors"
 CARD_SUFFIX = ".json"
 HUB_REPO_ENV = "JPEGFIX_HUB_REPO"
+HUB_REVISION_ENV = "JPEGFIX_HUB_REVISION"
 
 
 def package_folder() -> Path:
@@ -64,18 +65,19 @@ def locate(spec: ModelSpec, *, download: bool = True) -> Path:
         if (folder / filename).is_file():
             return folder / filename
     repo = os.environ.get(HUB_REPO_ENV, spec.hub_repo)
+    revision = os.environ.get(HUB_REVISION_ENV, spec.hub_revision)
     from huggingface_hub import hf_hub_download
 
     try:
-        return Path(hf_hub_download(repo, filename, revision=spec.hub_revision, local_files_only=True))
+        return Path(hf_hub_download(repo, filename, revision=revision, local_files_only=True))
     except Exception:
         pass
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     if download and not offline:
         try:
-            return Path(hf_hub_download(repo, filename, revision=spec.hub_revision))
+            return Path(hf_hub_download(repo, filename, revision=revision))
         except Exception as error:
-            reason = f"download from {repo}@{spec.hub_revision} failed ({type(error).__name__})"
+            reason = f"download from {repo}@{revision} failed ({type(error).__name__})"
     else:
         reason = "offline mode (HF_HUB_OFFLINE)" if offline else "downloads disabled"
     raise MissingWeightsError(

@@ -80,3 +80,40 @@ def test_shipped_weights_match_their_cards(name):
         pytest.skip(f"{name} weights not shipped")
     card = json.loads(path.with_suffix(".json").read_text())
     assert sha256_of(path) == card["sha256"] and card["method"] == "qgcn" and card["validation_curve"]
+
+
+def test_download_uses_the_pinned_revision_and_checks_the_card(tmp_path, monkeypatch):
+    """hf_hub_download is stood in for by a local 'server' folder; the real call signature is used."""
+    import huggingface_hub
+
+    spec = tiny_spec()
+    save_model(spec.build(), tmp_path / "server", spec.name, {})
+    calls = []
+
+    def fake_download(repo, filename, *, revision, local_files_only=False):
+        calls.append((repo, filename, revision, local_files_only))
+        if local_files_only:
+            raise FileNotFoundError("not cached")
+        return str(tmp_path / "server" / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setenv("JPEGFIX_WEIGHTS", str(tmp_path / "empty"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("JPEGFIX_HUB_REPO", "someone/mirror")
+    net, card = load_model(spec)
+    assert calls == [("someone/mirror", f"{spec.name}.safetensors", "0123abc", True),
+                     ("someone/mirror", f"{spec.name}.safetensors", "0123abc", False)]
+    assert card["arch_args"]["width"] == 8
+
+
+def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    def failing(repo, filename, *, revision, local_files_only=False):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", failing)
+    monkeypatch.setenv("JPEGFIX_WEIGHTS", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(MissingWeightsError, match=r"download from jpegfix/test-weights@0123abc failed \(ConnectionError\)"):
+        locate(tiny_spec())

@@ -36,7 +36,9 @@ class ModelSpec:
     weights: str = ""
     """Weight file name (without suffix) in the weights folder; defaults to ``name``."""
     hub_repo: str = "jpegfix/jpegfix-weights"
-    hub_revision: str = "main"
+    """Hugging Face repo for weights not shipped in the package ($JPEGFIX_HUB_REPO overrides)."""
+    hub_revision: str = "v0.1.0"
+    """Pinned revision (tag or commit) of ``hub_repo``; $JPEGFIX_HUB_REVISION overrides."""
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from jpegfix.devices import pick_device
 from jpegfix.train.recipe import Recipe, Stage
 
 CHECKPOINT = "checkpoint.pt"
@@ -110,17 +111,6 @@ class RunState:
     step: int = 0
     seconds: float = 0.0
     curve: list[dict[str, Any]] = field(default_factory=list)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """CUDA, then MPS, then CPU, unless ``name`` names one."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def train(
