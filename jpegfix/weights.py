@@ -28,8 +28,16 @@ HUB_REVISION_ENV = "JPEGFIX_HUB_REVISION"
 
 
 def package_folder() -> Path:
-    """The weights folder shipped with the package (``weights/`` in a source checkout)."""
-    return Path(str(resources.files("jpegfix._weights")))
+    """The weights folder shipped with the package (``weights/`` in a source checkout).
+
+    An installed wheel maps the top-level ``weights/`` to ``jpegfix._weights``; when
+    ``jpegfix`` is imported from a source tree (tests run from the checkout) that package
+    does not exist, and the folder beside ``jpegfix/`` is the same files.
+    """
+    try:
+        return Path(str(resources.files("jpegfix._weights")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "weights"
 
 
 def search_folders() -> list[Path]:
