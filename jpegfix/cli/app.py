@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from jpegfix import __version__
+from jpegfix.cli.bench import bench_command
 from jpegfix.cli.info import info_command
 from jpegfix.cli.models import models_command
 from jpegfix.cli.restore import restore_command
@@ -20,6 +21,7 @@ app.command("restore")(restore_command)
 app.command("info")(info_command)
 app.command("models")(models_command)
 app.command("train")(train_command)
+app.command("bench")(bench_command)
 
 
 def _version(value: bool) -> None:

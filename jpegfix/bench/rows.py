@@ -1,0 +1,77 @@
+"""The rows of a benchmark: plain ``jpeg``, the peers and jpegfix models, and how each is loaded.
+
+A row is planned as a picklable :class:`RowRef` (so that the speed benchmark can load it
+again in a child process) and loaded into a restorer with the call contract of
+:mod:`jpegfix.engine`: ``restore(pixels, components) -> pixels`` plus ``spec`` (name,
+channels, needs_tables), ``card``, ``device`` and ``net``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jpegfix.errors import JpegfixError, MissingWeightsError
+from jpegfix.bench.peers import PEERS, available_peers, load_peer, peer_files
+
+JPEG_ROW = "jpeg"
+
+
+@dataclass(frozen=True)
+class RowRef:
+    """A planned row: what to load, not the loaded network."""
+
+    name: str
+    kind: str
+    """``jpeg`` (decoded JPEG, no network), ``peer`` or ``jpegfix``."""
+    peers_dir: str | None = None
+
+
+def plan_rows(models: list[str], peers_dir: str | Path | None, *, auto_peers: bool = True) -> list[RowRef]:
+    """Rows for a run: ``jpeg`` first, then the peers, then jpegfix models in the given order.
+
+    Peers are added when their weights are under ``peers_dir`` (``auto_peers``) or when named
+    in ``models``; a named peer without weights is an error.
+
+    Raises:
+        UnknownModelError: a name is neither a peer nor a registered jpegfix model.
+        MissingWeightsError: a named peer's weight files are missing.
+    """
+    from jpegfix.models import MODELS
+
+    folder = str(Path(peers_dir)) if peers_dir is not None else None
+    named_peers = [m for m in models if m in PEERS]
+    for name in named_peers:
+        if name not in available_peers(peers_dir):
+            where = ", ".join(str(p) for p in peer_files(name, peers_dir)) if peers_dir else "no peers folder"
+            raise MissingWeightsError(f"{name} weights not found ({where}); pass --peers-dir")
+    peers = [p for p in PEERS if p in named_peers or (auto_peers and p in available_peers(peers_dir))]
+    rows = [RowRef(JPEG_ROW, "jpeg")] + [RowRef(p, "peer", folder) for p in peers]
+    seen = {r.name for r in rows}
+    for name in models:
+        if name in seen:
+            continue
+        MODELS.get(name)  # raises UnknownModelError with close names
+        rows.append(RowRef(name, "jpegfix"))
+        seen.add(name)
+    return rows
+
+
+def load_row(ref: RowRef, device: str = "auto") -> Any:
+    """The restorer for ``ref`` (None for the ``jpeg`` row).
+
+    Raises:
+        JpegfixError: weights missing, or the restore engine unavailable.
+    """
+    if ref.kind == "jpeg":
+        return None
+    if ref.kind == "peer":
+        from jpegfix.devices import pick_device
+
+        return load_peer(ref.name, ref.peers_dir, pick_device(device))
+    try:
+        from jpegfix.engine import load_restorer
+    except ImportError as error:
+        raise JpegfixError(f"cannot load {ref.name}: the restore engine is unavailable ({error})") from None
+    return load_restorer(ref.name, device=device)

@@ -1,0 +1,217 @@
+"""``jpegfix bench``: score models against plain JPEG, published figures and peers; speed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from jpegfix.cli.options import DeviceOpt, JsonOpt, QuietOpt
+from jpegfix.cli.render import console, err_console
+
+BAD_INPUT = 2
+
+
+def bench_command(
+    dataset: Annotated[Optional[str], typer.Option(
+        "--dataset", "-d", help="Comma list of live1, live1_gray, classic5, bsds500, bsds500_gray or image "
+                                "folders (default: live1; none with --speed alone).")] = None,
+    qf: Annotated[str, typer.Option("--qf", help="Comma list of JPEG qualities 1..100.")] = "10,20,30,40",
+    model: Annotated[Optional[str], typer.Option(
+        "--model", "-m", help="Comma list of jpegfix models and peers (arcnn, dncnn3). The jpeg row is always shown.")] = None,
+    peers_dir: Annotated[Optional[Path], typer.Option(
+        "--peers-dir", help="Folder with arcnn/q*.mat and dncnn3/DnCNN3.mat (default: ../shared/peers if present).")] = None,
+    no_peers: Annotated[bool, typer.Option(
+        "--no-peers", help="Run peers only when named in --model, even if their weights are present.")] = False,
+    data_root: Annotated[Optional[Path], typer.Option(
+        "--data-root", help="Folder holding the data set folders (else $JPEGFIX_DATA, the cache, ../shared/data/bench).")] = None,
+    subsampling: Annotated[str, typer.Option("--subsampling", help="Chroma subsampling of colour JPEGs: 420 or 444.")] = "420",
+    channel: Annotated[Optional[str], typer.Option(
+        "--channel", help="Score colour sets on rgb or y (MATLAB BT.601 luma); grey sets are always y.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Use the first N images of each set.")] = None,
+    save_images: Annotated[Optional[Path], typer.Option("--save-images", help="Keep decoded and restored images here (PNG).")] = None,
+    json_output: JsonOpt = False,
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per image, model and quality.")] = None,
+    markdown_path: Annotated[Optional[Path], typer.Option("--markdown", help="Write the tables as Markdown.")] = None,
+    plot_path: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG: PSNR gain vs quality; gain vs speed.")] = None,
+    speed: Annotated[bool, typer.Option("--speed", help="Time every model on one synthetic image of --size.")] = False,
+    size: Annotated[str, typer.Option("--size", help="Speed input, WIDTHxHEIGHT.")] = "2048x1536",
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed calls per model (median reported).")] = 3,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls first (the first also counts MACs).")] = 1,
+    device: DeviceOpt = "auto",
+    quiet: QuietOpt = False,
+) -> None:
+    """Benchmark models on standard sets: PSNR, SSIM, PSNR-B per quality beside plain JPEG,
+    the peers and published figures; with --speed, time and memory per model."""
+    from jpegfix.bench import datasets as data_sets
+    from jpegfix.bench.peers import default_peers_dir
+    from jpegfix.bench.protocol import SUBSAMPLINGS, BenchSettings
+    from jpegfix.bench.rows import plan_rows
+    from jpegfix.errors import JpegfixError
+
+    try:
+        qualities = _qualities(qf)
+        if subsampling not in SUBSAMPLINGS:
+            raise ValueError(f"--subsampling must be 420 or 444, got {subsampling!r}")
+        if channel is not None and channel not in ("rgb", "y"):
+            raise ValueError(f"--channel must be rgb or y, got {channel!r}")
+        width, height = _size(size)
+        for option, value in (("--limit", limit), ("--repeats", repeats), ("--warmup", warmup)):
+            if value is not None and value < 1:
+                raise ValueError(f"{option} must be at least 1, got {value}")
+        settings = BenchSettings(tuple(qualities), SUBSAMPLINGS[subsampling], channel, save_images)
+        names = _split(dataset) if dataset else ([] if speed else ["live1"])
+        sets = [data_sets.resolve_dataset(name, data_root, limit=limit) for name in names]
+        peers = peers_dir if peers_dir is not None else default_peers_dir()
+        refs = plan_rows(_split(model) if model else [], peers, auto_peers=not no_peers)
+    except (ValueError, JpegfixError) as error:
+        _bad_input(error)
+        return
+
+    result = _run_quality(sets, refs, settings, device, quiet)
+    if speed:
+        result.speed = _run_speed(refs, device, width, height, repeats, warmup, settings.subsampling, quiet)
+    _render(result, json_output)
+    _write_files(result, csv_path, markdown_path, plot_path)
+    failed = sum(len(run.failures) for run in result.datasets) + sum(1 for s in result.speed if s.error)
+    if failed:
+        err_console.print(f"{failed} failure(s); see above" + (" and the JSON/CSV output" if json_output or csv_path else ""))
+        raise typer.Exit(1)
+
+
+def _run_quality(sets, refs, settings, device, quiet):  # type: ignore[no-untyped-def]
+    import gc
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from jpegfix.bench.protocol import BenchResult, describe_protocol, run_benchmark
+    from jpegfix.bench.rows import load_row
+    from jpegfix.errors import JpegfixError
+
+    if not sets:
+        return BenchResult(settings, [r.name for r in refs], [], describe_protocol(settings, [], {}))
+    try:
+        rows = [(ref.name, load_row(ref, device)) for ref in refs]
+    except JpegfixError as error:
+        _bad_input(error)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=err_console, transient=True, disable=quiet)
+    with progress:
+        task = progress.add_task("bench", total=None)
+
+        def on_event(event) -> None:  # type: ignore[no-untyped-def]
+            if event.failure is not None:
+                f = event.failure
+                what = f"{f.model} " if f.model else ""
+                quality = f" q{f.quality}" if f.quality is not None else ""
+                progress.console.print(f"failed: {f.dataset}/{f.image}{quality} {what}- {f.error}", highlight=False)
+            if event.done >= 0:
+                progress.update(task, completed=event.done, total=event.total, description=event.message)
+
+        result = run_benchmark(sets, rows, settings, on_event)
+    del rows
+    gc.collect()
+    return result
+
+
+def _run_speed(refs, device, width, height, repeats, warmup, subsampling, quiet):  # type: ignore[no-untyped-def]
+    from jpegfix.bench.speed import measure_rows
+
+    models = [r for r in refs if r.kind != "jpeg"]
+    if not models:
+        err_console.print("speed: no model to time (the jpeg row has no network)")
+        return []
+
+    def on_result(result) -> None:  # type: ignore[no-untyped-def]
+        if not quiet:
+            text = f"error: {result.error}" if result.error else f"{result.megapixels_per_s:.3f} MP/s"
+            err_console.print(f"speed {result.model}: {text}", highlight=False)
+
+    if not quiet:
+        err_console.print(f"speed: {len(models)} model(s) on {width}x{height}, {warmup} warm-up + {repeats} timed calls each")
+    return measure_rows(models, device, width, height, repeats=repeats, warmup=warmup, subsampling=subsampling,
+                        isolate=True, on_result=on_result)
+
+
+def _render(result, json_output: bool) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    from jpegfix.bench.report import speed_cells, speed_header, summarize, table_cells, to_json
+
+    if json_output:
+        typer.echo(json.dumps(to_json(result), indent=2))
+        return
+    protocol = result.protocol
+    console.print(f"[dim]{protocol.get('encoder', '')}; subsampling {result.settings.subsampling}; "
+                  f"torch {protocol.get('torch', '')}[/dim]")
+    for summary in summarize(result):
+        header, body = table_cells(summary)
+        channel = "RGB" if summary.channel == "rgb" else "Y (BT.601 luma)"
+        table = Table(title=f"{summary.name}: {channel}, {summary.images} images",
+                      caption="PSNR dB (gain over JPEG) / SSIM / PSNR-B dB; * some images failed; "
+                              "† gain over our JPEG row", show_lines=True)
+        for index, name in enumerate(header):
+            table.add_column(name, justify="left" if index == 0 else "right", no_wrap=index == 0)
+        for cells, row in zip(body, summary.rows):
+            table.add_row(*cells, style="dim italic" if row.kind == "published" else None)
+        console.print(table)
+        for note in summary.notes:
+            console.print(f"  {note}", highlight=False)
+    if result.speed:
+        table = Table(title="speed", caption="peak MB: peak RSS (CPU) or allocator peak (CUDA); "
+                                             "+MB: RSS increase over the loaded model")
+        for index, name in enumerate(speed_header()):
+            table.add_column(name, justify="left" if index < 3 else "right", no_wrap=index == 0)
+        for cells in speed_cells(result.speed):
+            table.add_row(*cells)
+        console.print(table)
+
+
+def _write_files(result, csv_path, markdown_path, plot_path) -> None:  # type: ignore[no-untyped-def]
+    from jpegfix.bench.report import markdown, write_csv, write_plot
+
+    if csv_path:
+        write_csv(result, csv_path)
+        err_console.print(f"wrote {csv_path}")
+    if markdown_path:
+        Path(markdown_path).write_text(markdown(result))
+        err_console.print(f"wrote {markdown_path}")
+    if plot_path:
+        write_plot(result, plot_path)
+        err_console.print(f"wrote {plot_path}")
+
+
+def _bad_input(error: Exception) -> None:
+    err_console.print(f"error: {error}", highlight=False, soft_wrap=True)
+    raise typer.Exit(BAD_INPUT)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _qualities(text: str) -> list[int]:
+    values = []
+    for part in _split(text):
+        try:
+            value = int(part)
+        except ValueError:
+            raise ValueError(f"--qf takes whole numbers 1..100, got {part!r}") from None
+        if not 1 <= value <= 100:
+            raise ValueError(f"JPEG quality must be in 1..100, got {value}")
+        values.append(value)
+    if not values:
+        raise ValueError("--qf needs at least one quality")
+    return sorted(set(values))
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size takes WIDTHxHEIGHT, got {text!r}") from None
+    if width < 16 or height < 16:
+        raise ValueError(f"--size must be at least 16x16, got {text!r}")
+    return width, height

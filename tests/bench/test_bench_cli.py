@@ -1,0 +1,112 @@
+import json
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from jpegfix.cli.app import app
+
+from bench_helpers import make_folder
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def tiny_set(tmp_path):
+    return make_folder(tmp_path / "tiny", 2, 3)
+
+
+@pytest.fixture
+def no_peers(tmp_path):
+    folder = tmp_path / "peers"
+    folder.mkdir()
+    return str(folder)
+
+
+def test_bench_prints_the_jpeg_table(tiny_set, no_peers):
+    result = runner.invoke(app, ["bench", "--dataset", str(tiny_set), "--qf", "10,50", "--peers-dir", no_peers])
+    assert result.exit_code == 0, result.output
+    assert "jpeg" in result.stdout and "QF10" in result.stdout and "QF50" in result.stdout
+    assert "RGB, 2 images" in result.stdout
+
+
+def test_bench_writes_json_csv_markdown_and_plot(tmp_path, tiny_set, no_peers):
+    out = tmp_path / "out"
+    out.mkdir()
+    result = runner.invoke(app, [
+        "bench", "-d", f"{tiny_set},{tiny_set}", "--qf", "20", "--limit", "1", "--peers-dir", no_peers,
+        "--subsampling", "444", "--channel", "y", "--json", "--csv", str(out / "s.csv"),
+        "--markdown", str(out / "s.md"), "--plot", str(out / "s.png"), "--save-images", str(out / "img"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["rows"] == ["jpeg"] and data["protocol"]["subsampling"] == "4:4:4"
+    assert [d["channel"] for d in data["datasets"]] == ["y", "y"] and len(data["images"]) == 2
+    assert (out / "s.csv").read_text().count("\n") == 3
+    assert "| jpeg |" in (out / "s.md").read_text()
+    with Image.open(out / "s.png") as plot:
+        assert plot.width > 100
+    assert (out / "img" / "tiny" / "jpeg" / "q20" / "img0.png").exists()
+
+
+def test_jpegfix_models_are_rows(tiny_set, no_peers, monkeypatch):
+    import jpegfix.engine as engine
+    from conftest import tiny_restorer
+
+    monkeypatch.setattr(engine, "load_restorer", lambda name, device: tiny_restorer(name))
+    result = runner.invoke(app, ["bench", "-d", str(tiny_set), "--qf", "30", "-m", "qgcn-color-s,qgcn-gray-s",
+                                 "--peers-dir", no_peers, "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["rows"] == ["jpeg", "qgcn-color-s", "qgcn-gray-s"]
+    assert data["datasets"][0]["luma_only"] == ["qgcn-gray-s"]
+    assert {i["model"] for i in data["images"]} == {"jpeg", "qgcn-color-s", "qgcn-gray-s"}
+
+
+def test_speed_alone_times_models_side_by_side(no_peers, monkeypatch):
+    import jpegfix.bench.speed as speed
+    from jpegfix.bench.speed import SpeedResult
+
+    def fake_rows(refs, device, width, height, **options):
+        return [SpeedResult(r.name, "cpu", width, height, 3, 1, 3, [1.0], 1.0, width * height / 1e6, 10.0, 5)
+                for r in refs]
+
+    monkeypatch.setattr(speed, "measure_rows", fake_rows)
+    result = runner.invoke(app, ["bench", "--speed", "--size", "64x32", "-m", "qgcn-color-s,qgcn-gray-s",
+                                 "--peers-dir", no_peers, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "qgcn-color-s" in result.stdout and "qgcn-gray-s" in result.stdout and "64x32" in result.stdout
+    assert "live1" not in result.stdout  # no quality run without --dataset
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--qf", "0"], "JPEG quality must be in 1..100, got 0"),
+    (["--qf", "10,abc"], "--qf takes whole numbers"),
+    (["--dataset", "live9"], "unknown data set 'live9'"),
+    (["--model", "qgcn-colour-s"], "unknown model 'qgcn-colour-s'; did you mean qgcn-color-s"),
+    (["--model", "arcnn"], "arcnn weights not found"),
+    (["--subsampling", "411"], "--subsampling must be 420 or 444"),
+    (["--channel", "cb"], "--channel must be rgb or y"),
+    (["--size", "big", "--speed"], "--size takes WIDTHxHEIGHT"),
+    (["--limit", "0"], "--limit must be at least 1, got 0"),
+])
+def test_bad_input_is_one_line_and_exit_2(tiny_set, no_peers, arguments, message):
+    result = runner.invoke(app, ["bench", "-d", str(tiny_set), "--peers-dir", no_peers, *arguments])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
+def test_missing_data_set_is_bad_input(tmp_path, no_peers, monkeypatch):
+    monkeypatch.delenv("JPEGFIX_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["bench", "-d", "classic5", "--data-root", str(tmp_path / "nothing"), "--peers-dir", no_peers])
+    assert result.exit_code == 2 and "data set classic5 (5 files" in result.stderr
+
+
+def test_a_failing_image_is_reported_and_the_exit_code_says_so(tiny_set, no_peers):
+    (tiny_set / "zz.png").write_bytes(b"broken")
+    result = runner.invoke(app, ["bench", "-d", str(tiny_set), "--qf", "10", "--peers-dir", no_peers])
+    assert result.exit_code == 1
+    assert "failed: tiny/zz.png" in result.stderr.replace(str(tiny_set.parent) + "/", "") or "zz.png" in result.stderr
+    assert "jpeg" in result.stdout
