@@ -20,6 +20,7 @@ def train_command(
     val: Annotated[Optional[list[Path]], typer.Option("--val", help="Held-out validation folder (repeatable).")] = None,
     settings: Annotated[Optional[list[str]], typer.Option("--set", help="Recipe setting, field=value (repeatable).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's checkpoint.")] = False,
+    stage: Annotated[Optional[str], typer.Option("--stage", help="Run only this stage; a later stage continues the run folder's checkpoint.")] = None,
     export: Annotated[Optional[str], typer.Option("--export", help="After training, write weights/NAME.safetensors and its card.")] = None,
     weights_dir: Annotated[Path, typer.Option("--weights-dir", help="Where --export writes.")] = Path("weights"),
     val_every: Annotated[int, typer.Option(help="Validate every N steps.")] = 500,
@@ -54,7 +55,7 @@ def train_command(
 
     try:
         state = train(recipe, out, device=device, resume=resume, val_every=val_every,
-                      checkpoint_every=checkpoint_every, on_progress=report)
+                      checkpoint_every=checkpoint_every, stage=stage, on_progress=report)
         if export:
             command = "jpegfix " + " ".join(shlex.quote(a) for a in sys.argv[1:])
             for path in export_run(recipe, out, state, export, weights_dir, command):

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from jpegfix.devices import pick_device
+from jpegfix.errors import JpegfixError
 from jpegfix.train.recipe import Recipe, Stage
 
 CHECKPOINT = "checkpoint.pt"
@@ -54,9 +55,15 @@ class Context:
         self.rank = int(os.environ.get("RANK", 0))
         self.world_size = int(os.environ.get("WORLD_SIZE", 1))
 
+    def resolve(self, name: str) -> nn.Module:
+        """A recipe module by name, or one of its parts by dotted path (``net.encoder``)."""
+        top, _, part = name.partition(".")
+        module = self.modules[top]
+        return module.get_submodule(part) if part else module
+
     def net(self, name: str) -> nn.Module:
         """The module to call in a step (its DDP wrapper when it is trained under torchrun)."""
-        return self.wrapped.get(name, self.modules[name])
+        return self.wrapped[name] if name in self.wrapped else self.resolve(name)
 
     def autocast(self):
         if self.amp:
@@ -70,12 +77,19 @@ class Context:
         opt.step()
 
     def start_stage(self, stage: Stage) -> None:
+        # Top-level modules first, then dotted parts: "net" trainable with "net.encoder"
+        # frozen trains everything in net except its encoder, which stays in eval mode.
         for name, module in self.modules.items():
             trained = name in stage.trainable
             module.train(trained)
             module.requires_grad_(trained)
+        for name in stage.trainable:
+            self.resolve(name).train(True).requires_grad_(True)
+        for name in stage.frozen:
+            self.resolve(name).train(False).requires_grad_(False)
         self.optimizers = {
-            name: torch.optim.Adam(self.modules[name].parameters(), lr=stage.lr, betas=stage.betas)
+            name: torch.optim.Adam([p for p in self.resolve(name).parameters() if p.requires_grad],
+                                   lr=stage.lr, betas=stage.betas)
             for name in stage.trainable
         }
         self.schedulers = {
@@ -87,7 +101,7 @@ class Context:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.wrapped = {n: DistributedDataParallel(self.modules[n], device_ids=ids) for n in stage.trainable}
+            self.wrapped = {n: DistributedDataParallel(self.resolve(n), device_ids=ids) for n in stage.trainable}
 
 
 def cosine_with_warmup(steps: int) -> Callable[[int], float]:
@@ -122,9 +136,18 @@ def train(
     val_every: int = 500,
     checkpoint_every: int = 250,
     amp: bool = True,
+    stage: str | None = None,
     on_progress: Callable[[Progress], None] = lambda progress: None,
 ) -> RunState:
-    """Train ``recipe`` into ``run_dir`` and return the final :class:`RunState`."""
+    """Train ``recipe`` into ``run_dir`` and return the final :class:`RunState`.
+
+    ``stage`` runs only the stage of that name. A later stage continues the run folder's
+    checkpoint (``resume`` is implied), so the stages before it must have finished there.
+
+    Raises:
+        JpegfixError: ``stage`` cannot run in this run folder (unknown, earlier stages not
+        finished, or already finished).
+    """
     distributed = int(os.environ.get("WORLD_SIZE", 1)) > 1
     if distributed:
         import torch.distributed as dist
@@ -137,12 +160,17 @@ def train(
     ctx.modules = {name: m.to(ctx.device) for name, m in recipe.build(ctx).items()}
     state = RunState()
     checkpoint_path = run_dir / CHECKPOINT
+    stages, only = recipe.stages(), stage
+    if only is not None and only in [s.name for s in stages[1:]]:
+        resume = True  # a later stage starts from the weights the earlier ones left
     if resume and checkpoint_path.exists():
         state = _load_checkpoint(checkpoint_path, ctx)
     elif ctx.rank == 0:
         _write_json(run_dir / "recipe.json", {"method": recipe.method, "config": _plain(recipe.config)})
-    stages = recipe.stages()
-    for index in range(state.stage_index, len(stages)):
+    end = len(stages)
+    if only is not None:
+        end = _check_stage(stages, only, state, run_dir) + 1
+    for index in range(state.stage_index, end):
         stage = stages[index]
         ctx.start_stage(stage)
         first = state.step if index == state.stage_index else 0
@@ -175,14 +203,28 @@ def train(
 
 
 def _validate(recipe: Recipe, ctx: Context, stage: Stage) -> dict[str, float]:
-    modes = {name: m.training for name, m in ctx.modules.items()}
+    # Each submodule's own mode is put back, so frozen parts of trained modules stay in eval.
+    modes = {m: m.training for module in ctx.modules.values() for m in module.modules()}
     for module in ctx.modules.values():
         module.eval()
     with torch.no_grad():
         scores = recipe.validate(ctx)
-    for name, module in ctx.modules.items():
-        module.train(modes[name])
+    for module, mode in modes.items():
+        module.training = mode
     return {k: round(float(v), 4) for k, v in scores.items()}
+
+
+def _check_stage(stages: list[Stage], name: str, state: RunState, run_dir: Path) -> int:
+    """Index of stage ``name``, checked against what the run folder has finished."""
+    names = [s.name for s in stages]
+    if name not in names:
+        raise JpegfixError(f"no stage {name!r}; stages: {', '.join(names)}")
+    index = names.index(name)
+    if state.stage_index < index:
+        raise JpegfixError(f"stage {name!r} needs stage {names[state.stage_index]!r} finished in {run_dir} first")
+    if state.stage_index > index:
+        raise JpegfixError(f"stage {name!r} already finished in {run_dir}")
+    return index
 
 
 def _save_checkpoint(path: Path, ctx: Context, state: RunState) -> None:

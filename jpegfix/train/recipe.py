@@ -27,14 +27,17 @@ class Stage:
     name: str
     steps: int
     trainable: list[str]
-    """Names of the recipe's modules this stage optimises (one Adam per name)."""
+    """Names of the recipe's modules this stage optimises (one Adam per name); a dotted
+    path (``net.encoder``) names a part of a module."""
     lr: float
     make_batches: Callable[["TrainContext"], Callable[[int], Batch]]
     """Called once when the stage starts; returns ``batch(step)``, deterministic in ``step``."""
     step: Callable[[Batch, "TrainContext"], dict[str, float]]
     """One optimisation step: computes losses, calls ``ctx.backward``, returns scalars to log."""
     frozen: list[str] = field(default_factory=list)
-    """Modules used but not trained in this stage; kept in eval mode (BatchNorm stays put)."""
+    """Modules used but not trained in this stage; kept in eval mode (BatchNorm stays put).
+    Every module not in ``trainable`` is frozen anyway; list dotted parts of trained modules
+    here (``net.encoder``) to freeze them inside a trained module."""
     betas: tuple[float, float] = (0.9, 0.999)
 
 
