@@ -30,6 +30,8 @@ from jpegfix.weights import load_model
 
 DEFAULT_TABLE_MODELS = {3: "qgcn-color-s", 1: "qgcn-gray-s"}
 """Default models for images whose quantization tables are known (JPEG files, or --quality)."""
+DEFAULT_BLIND_MODELS = {3: "contrastive-color-s", 1: "contrastive-gray-s"}
+"""Default models for images without usable tables (PNG, WebP, TIFF, invalid JPEG tables)."""
 DEFAULT_OVERLAP = 32
 DEFAULT_CONTEXT = 48
 """Pixels of extra context read around each tile and discarded after the network: a
@@ -230,29 +232,42 @@ def plan_jobs(inputs: list[str], out_dir: Path, *, recursive: bool = False, suff
 def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str, list[ComponentTable] | None, str]:
     """(model name, tables to use, reason) for one image.
 
+    Table-guided default when tables are known (the file's, or IJG tables at ``--quality``),
+    the blind default when they are not; ``options.model`` overrides both. The reason names
+    the model and says why it was chosen.
+
     Raises:
-        InputError: the image cannot be restored with the available models and options.
+        InputError: the image cannot be restored with the chosen model and options.
     """
     channels = image.channels
     if options.quality is not None:
         subsampling = image.subsampling or "4:2:0"
         components = ijg_components(options.quality, channels, subsampling)
-        reason = f"--quality {options.quality} (IJG tables, {subsampling if channels == 3 else 'grey'})"
+        source = f"--quality {options.quality} (IJG tables, {subsampling if channels == 3 else 'grey'})"
     elif image.components is not None:
         components = image.components
-        reason = "JPEG quantization tables from the file"
+        source = "JPEG quantization tables from the file"
     else:
         components = None
-        why = image.tables_problem or f"{image.format or 'this'} file has no JPEG quantization tables"
-        reason = why
-    name = options.model or DEFAULT_TABLE_MODELS[channels]
+        source = image.tables_problem or f"{image.format or 'this'} file has no JPEG quantization tables"
+    if options.model:
+        name, why = options.model, "--model"
+    elif components is not None:
+        name, why = DEFAULT_TABLE_MODELS[channels], "table-guided default"
+    else:
+        name, why = DEFAULT_BLIND_MODELS[channels], "blind default"
     spec = MODELS.get(name)
     if spec.needs_tables and components is None:
-        raise InputError(f"{reason}; pass --quality Q to restore it as a JPEG of quality Q")
+        blind = DEFAULT_BLIND_MODELS[channels]
+        raise InputError(f"{source}; pass --quality Q to restore it as a JPEG of quality Q, or use --model {blind}")
     if spec.channels != channels:
-        other = DEFAULT_TABLE_MODELS[channels]
+        other = (DEFAULT_TABLE_MODELS if spec.needs_tables else DEFAULT_BLIND_MODELS)[channels]
         kind = "grey" if channels == 1 else "colour"
         raise InputError(f"{name} is a {spec.channels}-channel model and this image is {kind}; try --model {other}")
+    if components is not None and not spec.needs_tables:
+        reason = f"{why}, blind model (tables not used)"
+    else:
+        reason = f"{why}, {source}"
     return name, components if spec.needs_tables else None, reason
 
 

@@ -17,6 +17,8 @@ from jpegfix.models.restorer import Restorer
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 TINY_QGCN = dict(width=8, blocks=1, global_widths=(4, 4, 4, 4), global_hidden=16, global_dim=8)
+TINY_CONTRASTIVE = dict(encoder_width=4, width=8, blocks=(1, 1, 1), pool_sizes=(4, 8))
+TINY = {"qgcn": TINY_QGCN, "contrastive": TINY_CONTRASTIVE}
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +58,7 @@ def jpeg_bytes(pixels: np.ndarray, **options) -> bytes:
 def tiny_restorer(name: str = "qgcn-color-s") -> Restorer:
     """A randomly initialised tiny network behind the real Restorer contract."""
     spec = MODELS.get(name)
-    net = spec.build(**TINY_QGCN).eval()
+    net = spec.build(**TINY[spec.method]).eval()
     return Restorer(spec=spec, net=net, device=torch.device("cpu"))
 
 

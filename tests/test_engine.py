@@ -1,13 +1,14 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from jpegfix.engine import RestoreOptions, choose_model, plan_jobs, restore_files, restore_pixels
 from jpegfix.errors import InputError
 from jpegfix.jpeg import read_image
 from jpegfix.qmaps import ijg_components
 
-from conftest import save_jpeg, tiny_restorer
+from conftest import jpeg_bytes, save_jpeg, tiny_restorer
 
 
 def test_tiled_and_whole_image_agree_within_one_level(photo):
@@ -47,6 +48,59 @@ def test_model_choice(tmp_path, photo, grey_photo):
     assert choose_model(grey, RestoreOptions())[0] == "qgcn-gray-s"
     name, components, reason = choose_model(jpeg, RestoreOptions(quality=50))
     assert components[0].table[0, 0] == 16 and "--quality 50" in reason
+
+
+def zeroed_table_jpeg(path, pixels):
+    """A JPEG whose first luma table entry is 0: Pillow decodes it, its tables fail validation."""
+    data = bytearray(jpeg_bytes(pixels, quality=30))
+    data[data.index(b"\xff\xdb") + 5] = 0  # marker (2) + length (2) + precision/id (1)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_routing_tables_to_qgcn_and_no_tables_to_the_blind_model(tmp_path, photo, grey_photo):
+    jpeg = read_image(save_jpeg(tmp_path / "a.jpg", photo[:32, :32], quality=30))
+    name, components, reason = choose_model(jpeg, RestoreOptions())
+    assert name == "qgcn-color-s" and components is not None and reason.startswith("table-guided default")
+
+    Image.fromarray(photo[:32, :32]).save(tmp_path / "a.png")
+    name, components, reason = choose_model(read_image(tmp_path / "a.png"), RestoreOptions())
+    assert (name, components) == ("contrastive-color-s", None)
+    assert reason == "blind default, PNG file has no JPEG quantization tables"
+    Image.fromarray(grey_photo[:32, :32]).save(tmp_path / "g.png")
+    assert choose_model(read_image(tmp_path / "g.png"), RestoreOptions())[0] == "contrastive-gray-s"
+    for suffix in ("webp", "tiff"):
+        Image.fromarray(photo[:32, :32]).save(tmp_path / f"a.{suffix}", **({"lossless": True} if suffix == "webp" else {}))
+        name, _, reason = choose_model(read_image(tmp_path / f"a.{suffix}"), RestoreOptions())
+        assert name == "contrastive-color-s" and "has no JPEG quantization tables" in reason
+
+    broken = read_image(zeroed_table_jpeg(tmp_path / "z.jpg", photo[:32, :32]))
+    name, components, reason = choose_model(broken, RestoreOptions())
+    assert (name, components) == ("contrastive-color-s", None) and "zero entry" in reason
+
+    # --quality gives a PNG tables, so it goes to QGCN; --model overrides either way.
+    assert choose_model(read_image(tmp_path / "a.png"), RestoreOptions(quality=20))[0] == "qgcn-color-s"
+    name, components, reason = choose_model(jpeg, RestoreOptions(model="contrastive-color-s"))
+    assert (name, components, reason) == ("contrastive-color-s", None, "--model, blind model (tables not used)")
+    with pytest.raises(InputError, match="--quality Q .* or use --model contrastive-color-s"):
+        choose_model(read_image(tmp_path / "a.png"), RestoreOptions(model="qgcn-color-s"))
+    with pytest.raises(InputError, match="try --model contrastive-gray-s"):
+        choose_model(read_image(tmp_path / "g.png"), RestoreOptions(model="contrastive-color-s"))
+
+
+def test_batch_restores_pngs_blind_and_jpegs_with_tables(tmp_path, photo, monkeypatch):
+    import jpegfix.engine as engine
+
+    monkeypatch.setattr(engine, "load_restorer", lambda name, device: tiny_restorer(name))
+    save_jpeg(tmp_path / "a.jpg", photo[:48, :64], quality=20)
+    Image.fromarray(photo[:40, :56]).save(tmp_path / "b.png")
+    zeroed_table_jpeg(tmp_path / "c.jpg", photo[:32, :48])
+    jobs, _ = plan_jobs([str(tmp_path)], tmp_path / "out")
+    results = {r.source.split("/")[-1]: r for r in restore_files(jobs, RestoreOptions())}
+    assert {k: (r.status, r.model) for k, r in results.items()} == {
+        "a.jpg": ("ok", "qgcn-color-s"), "b.png": ("ok", "contrastive-color-s"), "c.jpg": ("ok", "contrastive-color-s")}
+    with Image.open(tmp_path / "out" / "b.png") as out:
+        assert out.size == (56, 40)
 
 
 def test_plan_jobs_mirrors_folders_and_reports_missing(tmp_path, photo):

@@ -5,9 +5,7 @@ from jpegfix.errors import UnknownModelError
 from jpegfix.models import MODELS, ModelSpec, Registry
 from jpegfix.models.qgcn import QGCN
 
-from conftest import TINY_QGCN
-
-TINY = {"qgcn": TINY_QGCN}
+from conftest import TINY, TINY_QGCN
 
 
 @pytest.mark.parametrize("name", MODELS.names())

@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Callable
 
 from jpegfix.train.recipe import Recipe, apply_overrides
-from jpegfix.train.recipes import qgcn
+from jpegfix.train.recipes import contrastive, qgcn
 
 # method -> (config class, recipe class)
 RECIPES: dict[str, tuple[type, Callable[..., Recipe]]] = {
     "qgcn": (qgcn.QGCNConfig, qgcn.QGCNRecipe),
+    "contrastive": (contrastive.ContrastiveConfig, contrastive.ContrastiveRecipe),
 }
 
 
