@@ -1,0 +1,43 @@
+"""The weights in weights/ are products: each loads (its sha256 checked against its card) and
+cleans photos it never saw. scikit-image's sample photos are in no training set; a 256 px
+crop at quality 10 keeps each case around a second on one CPU core. Models whose weights
+are not in weights/ are skipped, so a checkout without them still passes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jpegfix.engine import DEFAULT_BLIND_MODELS, DEFAULT_TABLE_MODELS, load_restorer
+from jpegfix.jpeg import read_image
+from jpegfix.metrics import psnr
+from jpegfix.models import MODELS
+from jpegfix.weights import package_folder
+
+from conftest import save_jpeg
+
+SHIPPED = [name for name in MODELS.names() if (package_folder() / f"{name}.safetensors").is_file()]
+DEFAULTS = sorted(set(DEFAULT_TABLE_MODELS.values()) | set(DEFAULT_BLIND_MODELS.values()))
+
+
+def crops(photo: np.ndarray, grey_photo: np.ndarray, channels: int) -> list[np.ndarray]:
+    """Two 256 px crops of the channel count the model takes: textured and smooth parts."""
+    source = photo if channels == 3 else grey_photo[..., None]
+    return [source[:256, 128:384], source[256:, 256:]]
+
+
+@pytest.mark.parametrize("name", DEFAULTS)
+def test_every_default_model_is_shipped(name):
+    assert name in SHIPPED, f"the default {name} has no weights in weights/"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_cleans_unseen_photos(name, tmp_path, photo, grey_photo):
+    restorer = load_restorer(name, "cpu", download=False)
+    assert restorer.card["sha256"] and restorer.card["steps"]
+    for index, clean in enumerate(crops(photo, grey_photo, restorer.spec.channels)):
+        jpeg = read_image(save_jpeg(tmp_path / f"{index}.jpg", clean.squeeze(), quality=10))
+        restored = restorer.restore(jpeg.pixels, jpeg.components)
+        gain = psnr(clean, restored) - psnr(clean, jpeg.pixels)
+        assert gain > 0.3, f"{name} gains only {gain:.2f} dB on crop {index}"
