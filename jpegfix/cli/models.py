@@ -32,16 +32,18 @@ def model_rows() -> list[dict]:
 
 def models_command(as_json: JsonOpt = False) -> None:
     """List models: method, weights present, size and validation scores from their cards."""
-    from rich.table import Table
+    from rich.table import Column, Table
 
     rows = model_rows()
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("model", "method", "input", "weights", "size", "validation (dB gain over JPEG)")
+    # Model names are what users type: never truncate them; let the scores wrap instead.
+    table = Table(Column("model", no_wrap=True), Column("method", no_wrap=True), "input", "weights",
+                  Column("MB", no_wrap=True), "validation gain over JPEG, dB")
     for row in rows:
-        scores = ", ".join(f"{k.removeprefix('gain_')} {v:+.2f}" for k, v in row["validation"].items() if k.startswith("gain_"))
-        table.add_row(row["name"], row["method"], "JPEG tables" if row["needs_tables"] else "any image",
+        scores = "  ".join(f"{k.removeprefix('gain_')} {v:+.2f}" for k, v in row["validation"].items() if k.startswith("gain_"))
+        table.add_row(row["name"], row["method"], "JPEG" if row["needs_tables"] else "any",
                       "yes" if row["weights"] else "[dim]missing[/]",
-                      f"{row['size_mb']} MB" if row["size_mb"] else "", scores)
+                      f"{row['size_mb']:.1f}" if row["size_mb"] else "", scores)
     console.print(table)
