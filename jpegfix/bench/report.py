@@ -33,6 +33,9 @@ class Mean:
     """Images averaged (0 for published figures)."""
     gain: float | None = None
     """PSNR gain in dB over the reference JPEG row (see the module docstring)."""
+    worst: float | None = None
+    """Smallest per-image PSNR gain over our JPEG row (measured rows only): a model that
+    helps on average but harms some images shows it here."""
 
 
 @dataclass
@@ -82,11 +85,13 @@ def _summarize_run(run: DatasetRun, result: BenchResult) -> DatasetSummary:
             paired = [s.psnr - jpeg[s.image].psnr for s in scores if s.image in jpeg]
             means[q] = Mean(_mean([s.psnr for s in scores]), _mean([s.ssim for s in scores]),
                             _mean([s.psnr_b for s in scores]), len(scores),
-                            _mean(paired) if model != "jpeg" else None)
+                            _mean(paired) if model != "jpeg" else None,
+                            min(paired) if paired and model != "jpeg" else None)
         note = "luma only" if model in run.luma_only else ""
         rows.append(RowSummary(model, "measured", means, note=note))
     summary = DatasetSummary(run.name, run.channel, run.channels == 3, run.images, run.expected, run.full_set,
                              qualities, rows)
+    summary.notes += [_worst_note(row) for row in rows if any(m.worst is not None for m in row.means.values())]
     ours = {q: m for q, m in rows[0].means.items()} if rows and rows[0].model == "jpeg" else {}
     published = published_rows(run.name, run.channel, result.settings.subsampling, qualities, full_set=run.full_set)
     checked: set[str] = set()
@@ -107,6 +112,11 @@ def _summarize_run(run: DatasetRun, result: BenchResult) -> DatasetSummary:
     if not run.full_set:
         summary.notes.append(f"{run.images} of {run.expected or run.images} images: published figures not shown")
     return summary
+
+
+def _worst_note(row: RowSummary) -> str:
+    worst = ", ".join(f"q{q} {_signed(m.worst)}" for q, m in row.means.items() if m.worst is not None)
+    return f"{row.model}: worst single-image PSNR gain over JPEG {worst} dB"
 
 
 def _offset_note(source: Source, base: PublishedRow, ours: dict[int, Mean]) -> str:

@@ -129,3 +129,12 @@ def test_nice_ticks_cover_the_range():
     for low, high in [(-0.2, 3.1), (0.013, 0.4), (1, 1)]:
         ticks = _nice_ticks(low, high)
         assert ticks[0] <= low and ticks[-1] >= high and 2 <= len(ticks) <= 8
+
+
+def test_summary_reports_each_models_worst_image():
+    result = fake_result()
+    result.datasets[0].scores.append(ImageScore("live1_gray", "im2.png", "jpeg", 10, 30.0, 0.8, 29.0, 0.0))
+    result.datasets[0].scores.append(ImageScore("live1_gray", "im2.png", "model", 10, 29.6, 0.8, 29.0, 0.2))
+    model = summarize(result)[0].rows[1]
+    assert model.means[10].worst == pytest.approx(-0.4) and model.means[20].worst == pytest.approx(1.5)
+    assert "model: worst single-image PSNR gain over JPEG q10 -0.40, q20 +1.50 dB" in summarize(result)[0].notes
