@@ -286,7 +286,7 @@ def speed_cells(results: list[SpeedResult]) -> list[list[str]]:
             rows.append([r.model, r.device, f"{r.width}x{r.height}", "error: " + r.error, "", "", "", "", ""])
             continue
         rows.append([
-            r.model, r.device, f"{r.width}x{r.height}", f"{r.median_s:.3f}", f"{r.megapixels_per_s:.3f}",
+            r.model + (" (untrained)" if r.untrained else ""), r.device, f"{r.width}x{r.height}", f"{r.median_s:.3f}", f"{r.megapixels_per_s:.3f}",
             f"{r.macs_per_pixel / 1e6:.3f}", _count(r.params),
             "-" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.0f}",
             "-" if r.memory_increase_mb is None else f"{r.memory_increase_mb:.0f}",
@@ -300,7 +300,8 @@ def speed_markdown(results: list[SpeedResult]) -> list[str]:
     threads = sorted({r.threads for r in results if r.threads})
     lines = ["### Speed", "",
              f"Median of the timed calls after warm-up; memory: {', '.join(kinds) or '-'}; "
-             f"+MB: increase over the RSS before the first call; torch threads: {', '.join(map(str, threads)) or '-'}.", "",
+             f"+MB: increase over the RSS before the first call; (untrained): timed with random "
+             f"weights, none installed; torch threads: {', '.join(map(str, threads)) or '-'}.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in speed_cells(results)]
     return lines + [""]

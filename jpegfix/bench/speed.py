@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from jpegfix.bench.rows import RowRef, load_row
+from jpegfix.errors import MissingWeightsError
 from jpegfix.qmaps import ijg_components
 
 SPEED_QUALITY = 30
@@ -58,6 +59,8 @@ class SpeedResult:
     """CPU: peak RSS minus the RSS before the first call (activations and workspaces)."""
     memory_kind: str = ""
     threads: int = 0
+    untrained: bool = False
+    """Timed with random weights because none are installed (speed does not depend on them)."""
     error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,11 +181,29 @@ def measure_row(ref: RowRef, device: str, width: int, height: int, repeats: int,
 
         if threads:
             torch.set_num_threads(threads)
-        restorer = load_row(ref, device)
-        return measure_speed(ref.name, restorer, width, height, repeats=repeats, warmup=warmup,
-                             subsampling=subsampling)
+        try:
+            restorer, untrained = load_row(ref, device), False
+        except MissingWeightsError:
+            if ref.kind != "jpegfix":
+                raise
+            restorer, untrained = untrained_restorer(ref.name, device), True
+        result = measure_speed(ref.name, restorer, width, height, repeats=repeats, warmup=warmup,
+                               subsampling=subsampling)
+        result.untrained = untrained
+        return result
     except Exception as error:  # noqa: BLE001 - reported in the table, the run goes on
         return SpeedResult(ref.name, device, width, height, 0, warmup, repeats, error=f"{type(error).__name__}: {error}")
+
+
+def untrained_restorer(name: str, device: str) -> Any:
+    """Model ``name`` with random weights: the paper-size configurations ship no weights on a
+    CPU-only project, yet their cost is what users weigh against the small ones."""
+    from jpegfix.devices import half_dtype, pick_device
+    from jpegfix.models import MODELS
+    from jpegfix.models.restorer import Restorer
+
+    spec, target = MODELS.get(name), pick_device(device)
+    return Restorer(spec=spec, net=spec.build().eval().to(target), device=target, dtype=half_dtype(target))
 
 
 def measure_rows(refs: list[RowRef], device: str, width: int, height: int, *, repeats: int = 3, warmup: int = 1,

@@ -57,3 +57,11 @@ def test_each_model_is_measured_in_its_own_process():
     assert arcnn.params == 81 * 64 + 64 + 49 * 64 * 32 + 32 + 32 * 16 + 16 + 25 * 16 + 1
     if sys.platform.startswith("linux"):
         assert arcnn.peak_memory_mb > arcnn.memory_increase_mb >= 0
+
+
+def test_models_without_weights_are_timed_untrained(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    (result,) = measure_rows([RowRef("qgcn-gray-paper", "jpegfix")], "cpu", 32, 32, repeats=1, warmup=1,
+                             isolate=False)
+    assert result.error == "" and result.untrained and result.params > 1_000_000
