@@ -33,7 +33,7 @@ def train_command(
 
     from jpegfix.errors import JpegfixError
     from jpegfix.train.export import export_run
-    from jpegfix.train.loop import Progress, train
+    from jpegfix.train.loop import train
     from jpegfix.train.recipes import make_recipe
 
     if threads:
@@ -45,21 +45,64 @@ def train_command(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
 
-    def report(progress: Progress) -> None:
-        if progress.validation is not None:
-            err_console.print(f"[{progress.stage}] step {progress.step}/{progress.steps} "
-                              + " ".join(f"{k}={v:.4g}" for k, v in {**progress.scalars, **progress.validation}.items()))
-        elif progress.step % 50 == 0:
-            err_console.print(f"[{progress.stage}] step {progress.step}/{progress.steps} "
-                              + " ".join(f"{k}={v:.4g}" for k, v in progress.scalars.items()), highlight=False)
-
+    report = TrainingDisplay()
     try:
         state = train(recipe, out, device=device, resume=resume, val_every=val_every,
                       checkpoint_every=checkpoint_every, stage=stage, on_progress=report)
+        report.close()
         if export:
             command = "jpegfix " + " ".join(shlex.quote(a) for a in sys.argv[1:])
             for path in export_run(recipe, out, state, export, weights_dir, command):
                 console.print(f"exported {path}")
     except JpegfixError as error:
-        err_console.print(f"error: {error}")
+        err_console.print(f"error: {error}", markup=False)
         raise typer.Exit(1) from None
+    finally:
+        report.close()
+
+
+class TrainingDisplay:
+    """Training progress on stderr: a Rich bar per stage on a terminal (steps/s, time left,
+    latest losses), plain lines every 50 steps otherwise (log files, CI); validation results
+    are always printed as a line of their own."""
+
+    PLAIN_EVERY = 50
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.task = None
+        self.stage = ""
+
+    def __call__(self, progress) -> None:
+        if err_console.is_terminal:
+            self._update_bar(progress)
+        elif progress.step % self.PLAIN_EVERY == 0 and progress.validation is None:
+            self._line(progress, progress.scalars)
+        if progress.validation is not None:
+            self._line(progress, {**progress.scalars, **progress.validation})
+
+    def _line(self, progress, values: dict) -> None:
+        text = f"[{progress.stage}] step {progress.step}/{progress.steps} " + " ".join(f"{k}={v:.4g}" for k, v in values.items())
+        (self.bar.console if self.bar else err_console).print(text, markup=False, highlight=False)
+
+    def _update_bar(self, progress) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        if progress.stage != self.stage:
+            self.close()
+            self.stage = progress.stage
+            self.bar = Progress(TextColumn(f"{progress.stage}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"),
+                                TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), console=err_console)
+            self.bar.start()
+            self.task = self.bar.add_task(progress.stage, total=progress.steps, completed=progress.step - 1,
+                                          rate="", losses="")
+        task = self.bar.tasks[0]
+        rate = f"{task.speed:.2f} steps/s" if task.speed else ""
+        losses = " ".join(f"{k}={v:.3g}" for k, v in progress.scalars.items())
+        self.bar.update(self.task, completed=progress.step, rate=rate, losses=losses)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None

@@ -97,3 +97,25 @@ def test_overrides_are_validated():
 def test_learning_rate_schedule_warms_up_and_decays():
     factor = cosine_with_warmup(1000)
     assert factor(0) < factor(19) <= 1.0 and factor(999) < 0.05
+
+
+def test_train_command_logs_stages_and_exports(tmp_path, folders, tiny_qgcn, monkeypatch):
+    from typer.testing import CliRunner
+
+    from jpegfix.cli.app import app
+    from jpegfix.cli.train import TrainingDisplay
+
+    monkeypatch.setattr(TrainingDisplay, "PLAIN_EVERY", 2)
+    args = ["train", "--method", "qgcn", "--data", str(folders[0]), "--val", str(folders[1]), "--out",
+            str(tmp_path / "run"), "--val-every", "3", "--export", "qgcn-color-s", "--weights-dir", str(tmp_path / "w")]
+    for setting in SETTINGS:
+        args += ["--set", setting]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    # Not a terminal: plain lines that name the stage (not eaten as Rich markup), validation lines.
+    assert "[small] step 2/6 l1=" in result.output and "[large] step 2/2" in result.output
+    assert "[small] step 3/6" in result.output and "psnr_gain=" in result.output
+    assert (tmp_path / "w" / "qgcn-color-s.safetensors").is_file()
+    bad = CliRunner().invoke(app, ["train", "--method", "qgcn", "--out", str(tmp_path / "r2"), "--stage", "nope",
+                                   "--data", str(folders[0])] + sum([["--set", s] for s in SETTINGS], []))
+    assert bad.exit_code == 1 and "no stage 'nope'" in bad.output
