@@ -83,6 +83,17 @@ def test_infonce_prefers_the_positive():
     assert right < wrong and top1 == 1.0
 
 
+def test_queued_keys_of_the_querys_quality_are_not_negatives():
+    moco = MoCo(CompressionEncoder(channels=1, width=4), queue=4, momentum=0.99, temperature=0.07)
+    query = torch.nn.functional.normalize(torch.randn(1, 16), dim=1)
+    positive = torch.nn.functional.normalize(query + 0.5 * torch.randn(1, 16), dim=1)
+    moco.enqueue(query.repeat(4, 1), torch.tensor([30, 30, 30, 70]))  # look exactly like the query
+    masked, _ = moco.loss(query, positive, quality=torch.tensor([30]))
+    unmasked, _ = moco.loss(query, positive)
+    only_q70 = -torch.log_softmax(torch.stack([(query * positive).sum(), torch.tensor(1.0)]) / 0.07, 0)[0]
+    assert masked < unmasked and masked == pytest.approx(only_q70.item(), rel=1e-4)
+
+
 def test_contrast_bank_pairs_quality_and_content(photo):
     bank = make_contrast_bank([photo[:200, :200]], count=6, size=32, qualities=(10, 50, 90), seed=0, share_444=0.0)
     assert bank.query.shape == bank.positive.shape == bank.negative.shape == (6, 3, 32, 32)
