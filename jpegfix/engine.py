@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from jpegfix.devices import half_dtype, pick_device
 from jpegfix.errors import InputError, JpegfixError, OutputError
 from jpegfix.jpeg import DEFAULT_MAX_PIXELS, ComponentTable, DecodedImage, read_image
-from jpegfix.models import MODELS
+from jpegfix.models import METHODS, MODELS
 from jpegfix.models.restorer import Restorer
 from jpegfix.output import write_png
 from jpegfix.qmaps import build_qmaps, estimate_quality, ijg_components
@@ -51,9 +51,25 @@ def load_restorer(name: str, device: str = "auto", *, download: bool = True) -> 
         UnknownModelError, MissingWeightsError.
     """
     spec = MODELS.get(name)
+    _check_restorer(spec)
     net, card = load_model(spec, download=download)
     target = pick_device(device)
     return Restorer(spec=spec, net=net.to(target), device=target, dtype=half_dtype(target), card=card)
+
+
+def _check_restorer(spec) -> None:
+    """Raises InputError for registered networks that do not restore images (CQR's ranker)."""
+    if spec.role != "restorer":
+        raise InputError(f"{spec.name} is a compression-quality {spec.role}, not a restoration model "
+                         f"(`jpegfix info` reads images with it)")
+
+
+def model_for(name: str, channels: int) -> str:
+    """``name``, or for a method name (``--model cqr``) that method's CPU-size model for the
+    image's channel count (``cqr-color-s`` or ``cqr-gray-s``)."""
+    if name in METHODS:
+        return f"{name}-{'color' if channels == 3 else 'gray'}-s"
+    return name
 
 
 # -- one image in memory ---------------------------------------------------------------
@@ -151,7 +167,8 @@ class RestoreOptions:
     """Choices that apply to every file of a batch."""
 
     model: str | None = None
-    """Force one model; None picks per image (table-guided for JPEGs)."""
+    """Force one model; None picks per image (table-guided for JPEGs). A method name
+    (``cqr``) picks that method's CPU-size model for each image's channel count."""
     device: str = "auto"
     tile: int = 0
     quality: int | None = None
@@ -160,6 +177,9 @@ class RestoreOptions:
     overwrite: bool = False
     skip_existing: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+    readout: bool = False
+    """Record the CQR ranker's compression-quality readout of each input (when its weights are
+    present; about 0.05 s per image) in ``FileResult.details["compression_quality"]``."""
 
 
 @dataclass
@@ -251,12 +271,13 @@ def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str, lis
         components = None
         source = image.tables_problem or f"{image.format or 'this'} file has no JPEG quantization tables"
     if options.model:
-        name, why = options.model, "--model"
+        name, why = model_for(options.model, channels), "--model"
     elif components is not None:
         name, why = DEFAULT_TABLE_MODELS[channels], "table-guided default"
     else:
         name, why = DEFAULT_BLIND_MODELS[channels], "blind default"
     spec = MODELS.get(name)
+    _check_restorer(spec)
     if spec.needs_tables and components is None:
         blind = DEFAULT_BLIND_MODELS[channels]
         raise InputError(f"{source}; pass --quality Q to restore it as a JPEG of quality Q, or use --model {blind}")
@@ -291,8 +312,14 @@ def _check_target(job: Job, sources: set[Path], options: RestoreOptions) -> str 
     return None
 
 
-def restore_file(job: Job, options: RestoreOptions, restorers: dict[str, Restorer], sources: set[Path]) -> FileResult:
-    """Restore one file; never raises for problems with that file (they go in the result)."""
+def restore_file(
+    job: Job, options: RestoreOptions, restorers: dict[str, Restorer], sources: set[Path], reader: Any = None
+) -> FileResult:
+    """Restore one file; never raises for problems with that file (they go in the result).
+
+    ``reader`` (a :class:`jpegfix.quality.QualityReader`) adds the compression-quality
+    readout of the input to ``details`` when its ranker weights are present.
+    """
     result = FileResult(str(job.source), str(job.target), "ok")
     started = time.perf_counter()
     try:
@@ -306,6 +333,10 @@ def restore_file(job: Job, options: RestoreOptions, restorers: dict[str, Restore
         if image.components:
             quality, error = estimate_quality(image.components[0].table)
             result.details["jpeg_quality"] = {"ijg_estimate": quality, "table_error": round(error, 3)}
+        if reader is not None:
+            readout = reader.read(image.pixels)
+            if "unavailable" not in readout:
+                result.details["compression_quality"] = readout
         if name not in restorers:
             restorers[name] = load_restorer(name, options.device)
         restored = restore_pixels(restorers[name], image.pixels, components, tile=options.tile)
@@ -326,9 +357,14 @@ def restore_files(
     """Restore every job in order, reporting each result to ``on_result`` as it finishes."""
     sources = {job.source.resolve() for job in jobs}
     restorers: dict[str, Restorer] = {}
+    reader = None
+    if options.readout:
+        from jpegfix.quality import QualityReader
+
+        reader = QualityReader()
     results = []
     for job in jobs:
-        result = restore_file(job, options, restorers, sources)
+        result = restore_file(job, options, restorers, sources, reader)
         on_result(result)
         results.append(result)
     return results

@@ -18,7 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 TINY_QGCN = dict(width=8, blocks=1, global_widths=(4, 4, 4, 4), global_hidden=16, global_dim=8)
 TINY_CONTRASTIVE = dict(encoder_width=4, width=8, blocks=(1, 1, 1), pool_sizes=(4, 8))
-TINY = {"qgcn": TINY_QGCN, "contrastive": TINY_CONTRASTIVE}
+TINY_CQR = dict(width=8, branch=4, groups=3, window=4)
+TINY_CQR_RANKER = dict(width=4, hidden=8, crop=32)
+TINY = {"qgcn": TINY_QGCN, "contrastive": TINY_CONTRASTIVE, "cqr": TINY_CQR}
 
 
 @pytest.fixture(autouse=True)

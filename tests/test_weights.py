@@ -79,7 +79,7 @@ def test_shipped_weights_match_their_cards(name):
     if not path.exists():
         pytest.skip(f"{name} weights not shipped")
     card = json.loads(path.with_suffix(".json").read_text())
-    assert sha256_of(path) == card["sha256"] and card["method"] == "qgcn" and card["validation_curve"]
+    assert sha256_of(path) == card["sha256"] and card["method"] == MODELS.get(name).method and card["validation_curve"]
 
 
 def test_download_uses_the_pinned_revision_and_checks_the_card(tmp_path, monkeypatch):

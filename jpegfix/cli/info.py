@@ -13,8 +13,12 @@ from jpegfix.cli.options import JsonOpt
 from jpegfix.cli.render import console, err_console
 
 
-def describe(path: Path) -> dict:
-    """Facts about ``path`` as plain data (raises JpegfixError for unreadable files)."""
+def describe(path: Path, reader=None) -> dict:
+    """Facts about ``path`` as plain data (raises JpegfixError for unreadable files).
+
+    With a :class:`jpegfix.quality.QualityReader`, ``compression_quality`` holds the CQR
+    ranker's readout (or ``{"unavailable": how to get the ranker}``), for any image format.
+    """
     from jpegfix.jpeg import read_image
     from jpegfix.qmaps import IJG_CHROMA, IJG_LUMA, estimate_quality
 
@@ -38,6 +42,8 @@ def describe(path: Path) -> dict:
         facts["ijg_quality"] = estimate
     elif image.tables_problem:
         facts["tables_problem"] = image.tables_problem
+    if reader is not None:
+        facts["compression_quality"] = reader.read(image.pixels)
     return facts
 
 
@@ -45,13 +51,15 @@ def info_command(
     files: Annotated[list[Path], typer.Argument(help="Image files.", show_default=False)],
     as_json: JsonOpt = False,
 ) -> None:
-    """Print dimensions, mode, subsampling, quantization tables and estimated JPEG quality."""
+    """Print dimensions, mode, subsampling, quantization tables, estimated JPEG quality, and the
+    compression quality the image looks like (CQR ranker; JPEG or not)."""
     from jpegfix.errors import JpegfixError
+    from jpegfix.quality import QualityReader
 
-    reports, failed = [], False
+    reports, failed, reader = [], False, QualityReader()
     for path in files:
         try:
-            reports.append(describe(path))
+            reports.append(describe(path, reader))
         except JpegfixError as error:
             err_console.print(f"[red]error[/] {escape(str(path))}: {escape(str(error))}", highlight=False)
             failed = True
@@ -81,3 +89,11 @@ def _render(facts: dict) -> None:
                 console.print("    " + " ".join(f"{v:4d}" for v in row), highlight=False)
     elif "tables_problem" in facts:
         console.print(f"  tables       {facts['tables_problem']}")
+    readout = facts.get("compression_quality")
+    if readout is None:
+        return
+    if "unavailable" in readout:
+        console.print(f"  compression quality score: unavailable, {escape(readout['unavailable'])}", highlight=False)
+    else:
+        console.print(f"  compression quality score {readout['score']:+.3f} ({readout['model']}); "
+                      f"{readout['summary']}", highlight=False)

@@ -21,7 +21,7 @@ def model_rows() -> list[dict]:
                         if (f / f"{spec.weights_name}.safetensors").is_file()), None)
         validation = card.get("validation", {})
         rows.append({
-            "name": spec.name, "method": spec.method, "channels": spec.channels,
+            "name": spec.name, "method": spec.method, "role": spec.role, "channels": spec.channels,
             "needs_tables": spec.needs_tables, "weights": str(present) if present else None,
             "size_mb": round(present.stat().st_size / 2**20, 2) if present else None,
             "parameters": card.get("parameters"), "validation": validation,
@@ -43,6 +43,9 @@ def models_command(as_json: JsonOpt = False) -> None:
                   Column("MB", no_wrap=True), "validation gain over JPEG, dB")
     for row in rows:
         scores = "  ".join(f"{k.removeprefix('gain_')} {v:+.2f}" for k, v in row["validation"].items() if k.startswith("gain_"))
+        if row["role"] == "ranker":  # scores images, restores nothing
+            spearman = row["validation"].get("spearman")
+            scores = "quality ranker" + (f", Spearman {spearman:.3f}" if spearman is not None else "")
         table.add_row(row["name"], row["method"], "JPEG" if row["needs_tables"] else "any",
                       "yes" if row["weights"] else "[dim]missing[/]",
                       f"{row['size_mb']:.1f}" if row["size_mb"] else "", scores)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name (see `jpegfix models`); default: chosen per image.")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name (see `jpegfix models`) or a method name (cqr: cqr-color-s or cqr-gray-s per image); default: chosen per image.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 TileOpt = Annotated[int, typer.Option("--tile", help="Tile side in pixels (0: chosen from free memory).")]

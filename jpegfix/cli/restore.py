@@ -35,19 +35,22 @@ def restore_command(
         raise typer.BadParameter("must be 8 or 16", param_hint="--bits")
     if skip_existing and overwrite:
         raise typer.BadParameter("choose one of --skip-existing and --overwrite")
-    from jpegfix.engine import RestoreOptions, plan_jobs, restore_files
+    from jpegfix.engine import RestoreOptions, model_for, plan_jobs, restore_files
     from jpegfix.models import MODELS
 
-    if model is not None and model not in MODELS:
+    if model is not None:
         from jpegfix.errors import UnknownModelError
 
         try:
-            MODELS.get(model)
+            spec = MODELS.get(model_for(model, 3))  # a method name stands for its -s models
         except UnknownModelError as error:
             raise typer.BadParameter(str(error), param_hint="--model") from None
+        if spec.role != "restorer":
+            raise typer.BadParameter(f"{model} is a compression-quality {spec.role}, not a restoration model",
+                                     param_hint="--model")
     options = RestoreOptions(model=model, device=device, tile=tile, quality=quality, bits=bits,
                              overwrite=overwrite, skip_existing=skip_existing,
-                             max_pixels=int(max_megapixels * 1e6))
+                             max_pixels=int(max_megapixels * 1e6), readout=as_json)
     jobs, problems = plan_jobs(inputs, out, recursive=recursive, suffix=suffix)
     for problem in problems:
         err_console.print(f"[red]error[/] {escape(problem.source)}: {escape(problem.error)}", highlight=False)

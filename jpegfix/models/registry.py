@@ -15,6 +15,7 @@ from torch import nn
 from jpegfix.errors import UnknownModelError
 
 METHODS = ("qgcn", "cqr", "contrastive", "one-to-many")
+ROLES = ("restorer", "ranker")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class ModelSpec:
     hub_revision: str = "v0.1.0"
     """Pinned revision (tag or commit) of ``hub_repo``; $JPEGFIX_HUB_REVISION overrides."""
     extras: dict[str, Any] = field(default_factory=dict)
+    role: str = "restorer"
+    """``restorer`` for networks the restore engine runs; ``ranker`` for networks that score
+    images instead of restoring them (CQR's compression-quality ranker, read by ``jpegfix
+    info``). The engine refuses rankers and :meth:`Registry.names` leaves them out by default."""
 
     @property
     def weights_name(self) -> str:
@@ -59,6 +64,8 @@ class Registry:
     def register(self, spec: ModelSpec) -> ModelSpec:
         if spec.method not in METHODS:
             raise ValueError(f"unknown method {spec.method!r} for model {spec.name!r}")
+        if spec.role not in ROLES:
+            raise ValueError(f"unknown role {spec.role!r} for model {spec.name!r}")
         if spec.name in self._specs:
             raise ValueError(f"model {spec.name!r} is already registered")
         self._specs[spec.name] = spec
@@ -72,8 +79,9 @@ class Registry:
             hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(self._specs)}"
             raise UnknownModelError(f"unknown model {name!r}{hint}") from None
 
-    def names(self, method: str | None = None) -> list[str]:
-        return [s.name for s in self if method is None or s.method == method]
+    def names(self, method: str | None = None, role: str | None = "restorer") -> list[str]:
+        """Registered names of ``method`` (any if None) and ``role`` (any if None)."""
+        return [s.name for s in self if method in (None, s.method) and role in (None, s.role)]
 
     def __iter__(self) -> Iterator[ModelSpec]:
         return iter(self._specs.values())

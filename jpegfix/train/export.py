@@ -16,23 +16,33 @@ from jpegfix.weights import save_model
 
 
 def export_run(recipe, run_dir: Path, state: RunState, name: str, folder: Path, command: str) -> list[Path]:
-    """Write every network the recipe exports; ``name`` renames the recipe's main export."""
+    """Write every network the recipe exports; ``name`` renames the recipe's main export.
+
+    A recipe with several trained networks may say which stage trains each
+    (``recipe.stage_of(module) -> stage``): a network whose stage has not run in this run
+    folder is not exported (it would be untrained), and its card's validation comes from its
+    own stage. A network may add facts to its card (``net.card_facts() -> dict``).
+    """
     checkpoint = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
     exports = recipe.exports()
+    stage_of = getattr(recipe, "stage_of", lambda module: None)
     written = []
     for index, (module_name, model_name) in enumerate(exports.items()):
+        stage = stage_of(module_name)
+        curve = [point for point in state.curve if stage is None or point["stage"] == stage]
+        if stage is not None and not curve:
+            continue
         spec = MODELS.get(model_name)
         net = spec.build()
         net.load_state_dict(checkpoint["modules"][module_name])
         out_name = name if index == 0 else model_name
-        written += save_model(net, folder, out_name, _card(recipe, spec, state, out_name, command))
+        card = {**_card(recipe, spec, state, out_name, command, curve), **getattr(net, "card_facts", dict)()}
+        written += save_model(net, folder, out_name, card)
     return written
 
 
-
-
-def _card(recipe, spec, state: RunState, name: str, command: str) -> dict:
-    final = state.curve[-1] if state.curve else {}
+def _card(recipe, spec, state: RunState, name: str, command: str, curve: list[dict]) -> dict:
+    final = curve[-1] if curve else {}
     return {
         "name": name,
         "method": spec.method,

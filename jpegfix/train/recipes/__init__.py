@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Callable
 
 from jpegfix.train.recipe import Recipe, apply_overrides
-from jpegfix.train.recipes import contrastive, qgcn
+from jpegfix.train.recipes import contrastive, cqr, qgcn
 
 # method -> (config class, recipe class)
 RECIPES: dict[str, tuple[type, Callable[..., Recipe]]] = {
     "qgcn": (qgcn.QGCNConfig, qgcn.QGCNRecipe),
     "contrastive": (contrastive.ContrastiveConfig, contrastive.ContrastiveRecipe),
+    "cqr": (cqr.CQRConfig, cqr.CQRRecipe),
 }
 
 
