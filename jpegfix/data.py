@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -110,18 +111,22 @@ def make_patch_bank(
     *,
     count: int,
     size: int,
-    quality_range: tuple[int, int],
+    quality_range: tuple[int, int] | None = None,
+    qualities: Sequence[int] | None = None,
     seed: int,
     share_444: float = 0.25,
 ) -> PatchBank:
     """Crop ``count`` patches of ``size`` from ``images`` and compress each at a quality drawn
-    uniformly from ``quality_range`` (inclusive); colour patches use 4:4:4 subsampling with
-    probability ``share_444`` and 4:2:0 otherwise (Pillow's default)."""
+    uniformly from ``quality_range`` (inclusive) or from the set ``qualities``; colour patches
+    use 4:4:4 subsampling with probability ``share_444`` and 4:2:0 otherwise (Pillow's default)."""
     rng = np.random.default_rng(seed)
     channels = images[0].shape[2]
     clean = np.empty((count, channels, size, size), np.uint8)
     degraded = np.empty_like(clean)
-    quality = rng.integers(quality_range[0], quality_range[1] + 1, size=count)
+    if qualities is not None:
+        quality = rng.choice(qualities, size=count)
+    else:
+        quality = rng.integers(quality_range[0], quality_range[1] + 1, size=count)
     subsampling = []
     for i in range(count):
         crop = random_crop(images[int(rng.integers(len(images)))], size, rng)
@@ -130,3 +135,20 @@ def make_patch_bank(
         clean[i] = crop.transpose(2, 0, 1)
         degraded[i] = jpeg_roundtrip(crop, int(quality[i]), mode).transpose(2, 0, 1)
     return PatchBank(clean, degraded, quality, subsampling)
+
+
+Bank = TypeVar("Bank")
+
+
+def cached(path: Path, make: Callable[[], Bank], load: Callable[[Path], Bank]) -> Bank:
+    """``load(path)`` when an earlier run saved the bank there, else ``make()`` saved there.
+
+    Banks are pre-generated JPEG patches: compressing on the fly would cost CPU steps as much
+    as the network does, and a resumed run gets exactly the same data.
+    """
+    if path.exists():
+        return load(path)
+    bank = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bank.save(path)
+    return bank

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jpegfix.models.layers import ResBlock
 from jpegfix.models.registry import MODELS, ModelSpec
 
 VECTOR_WHOLE_PIXELS = 512 * 512
@@ -176,19 +177,6 @@ class InvertibleFusion(nn.Module):
 
 
 # -- decoder -----------------------------------------------------------------------------
-
-
-class ResBlock(nn.Module):
-    """conv3-ReLU-conv3 plus skip (RNAN's residual block)."""
-
-    def __init__(self, width: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(width, width, 3, padding=1)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
 
 
 class LocalAttentionBlock(nn.Module):

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jpegfix.models.layers import ResBlock
 from jpegfix.models.registry import MODELS, ModelSpec
 
 TILE_GRID = 16
@@ -41,19 +42,6 @@ where the readout matters most)."""
 
 
 # -- deblocker ---------------------------------------------------------------------------
-
-
-class ResBlock(nn.Module):
-    """conv3-ReLU-conv3 plus skip (RNAN's residual block)."""
-
-    def __init__(self, width: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(width, width, 3, padding=1)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
 
 
 class MultiDilation(nn.Module):

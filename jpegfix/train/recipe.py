@@ -91,3 +91,19 @@ def apply_overrides(config: Any, overrides: list[str]) -> Any:
             value = tuple(value)
         changes[key] = value
     return dataclasses.replace(config, **changes)
+
+
+class RecipeData:
+    """Training images, loaded once per run, for recipes with ``data`` folders and a ``spec``."""
+
+    data: list
+    spec: Any
+    _images: list | None = None
+
+    def training_images(self) -> list:
+        """(H, W, C) uint8 images of every ``data`` folder, in the model's channel count."""
+        from jpegfix.data import list_images, load_image
+
+        if self._images is None:
+            self._images = [load_image(p, self.spec.channels) for p in list_images(self.data)]
+        return self._images

@@ -33,14 +33,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jpegfix.data import PatchBank, jpeg_roundtrip, list_images, load_image, random_crop
-from jpegfix.metrics import psnr
+from jpegfix.data import PatchBank, cached, jpeg_roundtrip, list_images, load_image, make_patch_bank, random_crop
 from jpegfix.models import MODELS
-from jpegfix.train.recipe import Stage
+from jpegfix.train.recipe import RecipeData, Stage
+from jpegfix.train.validation import blind_gains
 
 PAPER_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
-VALIDATION_QUALITIES = (10, 20, 30, 40, 70)
-HEADLINE_QUALITIES = (10, 20, 30, 40)
 
 
 @dataclass(frozen=True)
@@ -188,32 +186,13 @@ def make_contrast_bank(
     return ContrastBank(query, positive, negative, quality, other)
 
 
-def make_restore_bank(
-    images: list[np.ndarray], *, count: int, size: int, qualities: tuple[int, ...], seed: int, share_444: float
-) -> PatchBank:
-    """(clean, compressed) patch pairs at qualities drawn from the set ``qualities``."""
-    rng = np.random.default_rng(seed)
-    channels = images[0].shape[2]
-    clean = np.empty((count, channels, size, size), np.uint8)
-    degraded = np.empty_like(clean)
-    quality = rng.choice(qualities, size=count)
-    subsampling = []
-    for i in range(count):
-        crop = random_crop(images[int(rng.integers(len(images)))], size, rng)
-        mode = "4:4:4" if channels == 3 and rng.random() < share_444 else "4:2:0"
-        subsampling.append(mode)
-        clean[i] = crop.transpose(2, 0, 1)
-        degraded[i] = jpeg_roundtrip(crop, int(quality[i]), mode).transpose(2, 0, 1)
-    return PatchBank(clean, degraded, quality, subsampling)
-
-
 def fft_l1(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference of the real and imaginary parts of the 2-D FFTs (torch's
     unnormalised transform, as in the MIMO-UNet loss the paper cites)."""
     return F.l1_loss(torch.view_as_real(torch.fft.rfft2(restored)), torch.view_as_real(torch.fft.rfft2(clean)))
 
 
-class ContrastiveRecipe:
+class ContrastiveRecipe(RecipeData):
     method = "contrastive"
 
     def __init__(self, config: ContrastiveConfig, data: list[Path], val: list[Path], cache: Path):
@@ -223,7 +202,6 @@ class ContrastiveRecipe:
             raise ValueError(f"{config.model} is not a contrastive model")
         self.data, self.val, self.cache = data, val, cache
         self.current = "encoder"
-        self._images: list[np.ndarray] | None = None
         self._val_images: list[np.ndarray] | None = None
 
     def build(self, ctx) -> dict[str, nn.Module]:
@@ -261,27 +239,13 @@ class ContrastiveRecipe:
 
     # -- data -------------------------------------------------------------------------
 
-    def _training_images(self) -> list[np.ndarray]:
-        if self._images is None:
-            self._images = [load_image(p, self.spec.channels) for p in list_images(self.data)]
-        return self._images
-
-    def _cached(self, name: str, make, load):
-        path = self.cache / name
-        if path.exists():
-            return load(path)
-        bank = make()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        bank.save(path)
-        return bank
-
     def _encoder_batches(self, ctx):
         self.current = "encoder"
         c = self.config
         count = c.encoder_steps * c.encoder_batch
         name = f"contrast-{c.encoder_crop}-{count}-{self.spec.channels}-{'-'.join(map(str, c.qualities))}-{c.seed}.npz"
-        bank = self._cached(name, lambda: make_contrast_bank(
-            self._training_images(), count=count, size=c.encoder_crop, qualities=c.qualities,
+        bank = cached(self.cache / name, lambda: make_contrast_bank(
+            self.training_images(), count=count, size=c.encoder_crop, qualities=c.qualities,
             seed=c.seed + 1, share_444=c.share_444), ContrastBank.load)
 
         def batch_of(step: int):
@@ -316,8 +280,8 @@ class ContrastiveRecipe:
         c = self.config
         count = c.restore_steps * c.restore_batch
         name = f"restore-{c.restore_size}-{count}-{self.spec.channels}-{'-'.join(map(str, c.qualities))}-{c.seed}.npz"
-        bank = self._cached(name, lambda: make_restore_bank(
-            self._training_images(), count=count, size=c.restore_size, qualities=c.qualities,
+        bank = cached(self.cache / name, lambda: make_patch_bank(
+            self.training_images(), count=count, size=c.restore_size, qualities=c.qualities,
             seed=c.seed + 2, share_444=c.share_444), PatchBank.load)
         order = np.random.default_rng(c.seed + 2).permutation(len(bank))
 
@@ -367,15 +331,4 @@ class ContrastiveRecipe:
         return {"probe_accuracy": result.accuracy, "probe_mean_abs_error": result.mean_abs_error}
 
     def _validate_restore(self, ctx) -> dict[str, float]:
-        net = ctx.modules["net"]
-        gains: dict[int, list[float]] = {q: [] for q in VALIDATION_QUALITIES}
-        for clean in self._validation_images():
-            for q in VALIDATION_QUALITIES:
-                jpeg = jpeg_roundtrip(clean, q)
-                x = torch.from_numpy(jpeg.transpose(2, 0, 1)[None].copy()).float().to(ctx.device) / 255
-                y = net(x).clamp(0, 1)
-                out = (y[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-                gains[q].append(psnr(clean, out) - psnr(clean, jpeg))
-        scores = {f"gain_q{q}": float(np.mean(v)) for q, v in gains.items()}
-        headline = float(np.mean([scores[f"gain_q{q}"] for q in HEADLINE_QUALITIES]))
-        return {"psnr_gain": headline, **scores}
+        return blind_gains(ctx.modules["net"], self._validation_images(), ctx.device)

@@ -36,13 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jpegfix.data import PatchBank, jpeg_roundtrip, list_images, load_image, make_patch_bank, random_crop
-from jpegfix.metrics import psnr
+from jpegfix.data import PatchBank, cached, jpeg_roundtrip, list_images, load_image, make_patch_bank, random_crop
 from jpegfix.models import MODELS
-from jpegfix.train.recipe import Stage
+from jpegfix.train.recipe import RecipeData, Stage
+from jpegfix.train.validation import blind_gains
 
-VALIDATION_QUALITIES = (10, 20, 30, 40, 70)
-HEADLINE_QUALITIES = (10, 20, 30, 40)
 
 
 @dataclass(frozen=True)
@@ -174,7 +172,7 @@ def dihedral(x: torch.Tensor, index: int) -> torch.Tensor:
     return x.flip(-1) if index >= 4 else x
 
 
-class CQRRecipe:
+class CQRRecipe(RecipeData):
     method = "cqr"
 
     def __init__(self, config: CQRConfig, data: list[Path], val: list[Path], cache: Path):
@@ -189,7 +187,6 @@ class CQRRecipe:
         self.levels = quality_levels(config.quality_min, config.quality_max, config.levels)
         self.data, self.val, self.cache = data, val, cache
         self.current = "ranker"
-        self._images: list[np.ndarray] | None = None
         self._val_images: list[np.ndarray] | None = None
 
     @property
@@ -249,28 +246,14 @@ class CQRRecipe:
 
     # -- data -------------------------------------------------------------------------
 
-    def _training_images(self) -> list[np.ndarray]:
-        if self._images is None:
-            self._images = [load_image(p, self.spec.channels) for p in list_images(self.data)]
-        return self._images
-
-    def _cached(self, name: str, make, load):
-        path = self.cache / name
-        if path.exists():
-            return load(path)
-        bank = make()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        bank.save(path)
-        return bank
-
     def _ranker_batches(self, ctx):
         self.current = "ranker"
         c = self.config
         size = ctx.modules["ranker"].crop
         name = (f"rank-{size}-{c.ranker_bank}-{self.spec.channels}-{c.quality_min}-{c.quality_max}-{c.levels}"
                 f"-{c.ranker_per_crop}-{c.seed}.npz")
-        bank = self._cached(name, lambda: make_rank_bank(
-            self._training_images(), count=c.ranker_bank, size=size, levels=self.levels, per_crop=c.ranker_per_crop,
+        bank = cached(self.cache / name, lambda: make_rank_bank(
+            self.training_images(), count=c.ranker_bank, size=size, levels=self.levels, per_crop=c.ranker_per_crop,
             seed=c.seed + 1, share_444=c.share_444), RankBank.load)
         order = np.random.default_rng(c.seed + 1).permutation(len(bank))
 
@@ -301,8 +284,8 @@ class CQRRecipe:
         count = c.deblock_steps * c.deblock_batch
         name = (f"deblock-{c.deblock_size}-{count}-{self.spec.channels}-{c.deblock_quality_min}-{c.deblock_quality_max}"
                 f"-{c.seed}.npz")
-        bank = self._cached(name, lambda: make_patch_bank(
-            self._training_images(), count=count, size=c.deblock_size,
+        bank = cached(self.cache / name, lambda: make_patch_bank(
+            self.training_images(), count=count, size=c.deblock_size,
             quality_range=(c.deblock_quality_min, c.deblock_quality_max), seed=c.seed + 2, share_444=c.share_444),
             PatchBank.load)
         order = np.random.default_rng(c.seed + 2).permutation(len(bank))
@@ -364,7 +347,7 @@ class CQRRecipe:
         from jpegfix.quality import calibrate
 
         ranker = ctx.modules["ranker"]
-        images = self._training_images()
+        images = self.training_images()
         step = max(1, len(images) // self.config.calibration_images)
         table = calibrate(ranker, images[::step][: self.config.calibration_images], ranker.calibration_qualities)
         ranker.calibration_scores.copy_(torch.from_numpy(table).to(ranker.calibration_scores))
@@ -373,16 +356,4 @@ class CQRRecipe:
         return {"spearman": result.spearman, "per_image_spearman": result.per_image_spearman, "quality_mae": mae}
 
     def _validate_deblock(self, ctx) -> dict[str, float]:
-        net = ctx.modules["net"]
-        gains: dict[int, list[float]] = {q: [] for q in VALIDATION_QUALITIES}
-        for clean in self._centre_crops():
-            for q in VALIDATION_QUALITIES:
-                jpeg = jpeg_roundtrip(clean, q)
-                x = torch.from_numpy(jpeg.transpose(2, 0, 1)[None].copy()).float().to(ctx.device) / 255
-                y = net(x).clamp(0, 1)
-                out = (y[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-                gains[q].append(psnr(clean, out) - psnr(clean, jpeg))
-        scores = {f"gain_q{q}": float(np.mean(v)) for q, v in gains.items()}
-        headline = float(np.mean([scores[f"gain_q{q}"] for q in HEADLINE_QUALITIES]))
-        worst = float(min(min(v) for v in gains.values()))
-        return {"psnr_gain": headline, **scores, "worst_gain": worst}
+        return blind_gains(ctx.modules["net"], self._centre_crops(), ctx.device)

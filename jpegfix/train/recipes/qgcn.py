@@ -15,11 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jpegfix.data import PatchBank, jpeg_roundtrip, list_images, load_image, make_patch_bank
+from jpegfix.data import PatchBank, cached, jpeg_roundtrip, list_images, load_image, make_patch_bank
 from jpegfix.metrics import psnr
 from jpegfix.models import MODELS
 from jpegfix.qmaps import build_qmaps, ijg_components
-from jpegfix.train.recipe import Stage
+from jpegfix.train.recipe import RecipeData, Stage
 
 VALIDATION_QUALITIES = (10, 20, 30, 40)
 
@@ -42,14 +42,13 @@ class QGCNConfig:
     seed: int = 0
 
 
-class QGCNRecipe:
+class QGCNRecipe(RecipeData):
     method = "qgcn"
 
     def __init__(self, config: QGCNConfig, data: list[Path], val: list[Path], cache: Path):
         self.config = config
         self.spec = MODELS.get(config.model)
         self.data, self.val, self.cache = data, val, cache
-        self._images: list[np.ndarray] | None = None
         self._val_set: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] | None = None
 
     def build(self, ctx) -> dict[str, torch.nn.Module]:
@@ -78,24 +77,13 @@ class QGCNRecipe:
 
     # -- data -------------------------------------------------------------------------
 
-    def _training_images(self) -> list[np.ndarray]:
-        if self._images is None:
-            self._images = [load_image(p, self.spec.channels) for p in list_images(self.data)]
-        return self._images
-
     def _batches(self, size: int, batch: int, steps: int, salt: int):
         def make(ctx):
-            path = self.cache / f"bank-{size}-{steps * batch}-{self.spec.channels}-{salt}.npz"
-            if path.exists():
-                bank = PatchBank.load(path)
-            else:
-                bank = make_patch_bank(
-                    self._training_images(), count=steps * batch, size=size,
-                    quality_range=(self.config.quality_min, self.config.quality_max),
-                    seed=self.config.seed + salt, share_444=self.config.share_444,
-                )
-                path.parent.mkdir(parents=True, exist_ok=True)
-                bank.save(path)
+            bank = cached(self.cache / f"bank-{size}-{steps * batch}-{self.spec.channels}-{salt}.npz", lambda: make_patch_bank(
+                self.training_images(), count=steps * batch, size=size,
+                quality_range=(self.config.quality_min, self.config.quality_max),
+                seed=self.config.seed + salt, share_444=self.config.share_444,
+            ), PatchBank.load)
             order = np.random.default_rng(self.config.seed + salt).permutation(len(bank))
 
             def batch_of(step: int):
