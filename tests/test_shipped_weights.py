@@ -13,11 +13,14 @@ from jpegfix.engine import DEFAULT_BLIND_MODELS, DEFAULT_TABLE_MODELS, load_rest
 from jpegfix.jpeg import read_image
 from jpegfix.metrics import psnr
 from jpegfix.models import MODELS
+from jpegfix.quality import read_quality
+from jpegfix.weights import load_model
 from jpegfix.weights import package_folder
 
 from conftest import save_jpeg
 
 SHIPPED = [name for name in MODELS.names() if (package_folder() / f"{name}.safetensors").is_file()]
+RANKERS = [name for name in MODELS.names(role="ranker") if (package_folder() / f"{name}.safetensors").is_file()]
 DEFAULTS = sorted(set(DEFAULT_TABLE_MODELS.values()) | set(DEFAULT_BLIND_MODELS.values()))
 
 
@@ -41,3 +44,15 @@ def test_shipped_model_cleans_unseen_photos(name, tmp_path, photo, grey_photo):
         restored = restorer.restore(jpeg.pixels, jpeg.components)
         gain = psnr(clean, restored) - psnr(clean, jpeg.pixels)
         assert gain > 0.3, f"{name} gains only {gain:.2f} dB on crop {index}"
+
+
+@pytest.mark.parametrize("name", RANKERS)
+def test_shipped_ranker_reads_the_quality_of_unseen_photos(name, photo, grey_photo):
+    from jpegfix.data import jpeg_roundtrip
+
+    ranker, card = load_model(MODELS.get(name), download=False)
+    assert card["sha256"] and ranker.calibrated
+    clean = crops(photo, grey_photo, MODELS.get(name).channels)[0]
+    readouts = [read_quality(ranker, name, jpeg_roundtrip(clean, q)) for q in (10, 30, 60, 90)]
+    assert [r.score for r in readouts] == sorted(r.score for r in readouts)
+    assert abs(readouts[0].quality - 10) <= 10 and readouts[-1].quality >= 70
