@@ -162,6 +162,10 @@ def run_benchmark(
                 run.skipped[name] = "colour model on a grey set"
                 continue
             if model_channels == 1 and dataset.channels == 3:
+                sibling = name.replace("-gray-", "-color-")
+                if sibling != name and sibling in row_names:
+                    run.skipped[name] = f"grey model on a colour set ({sibling} runs here)"
+                    continue
                 run.luma_only.append(name)
             runnable.append((name, restorer))
         for path in dataset.paths:

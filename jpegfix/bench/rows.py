@@ -49,13 +49,24 @@ def plan_rows(models: list[str], peers_dir: str | Path | None, *, auto_peers: bo
     peers = [p for p in PEERS if p in named_peers or (auto_peers and p in available_peers(peers_dir))]
     rows = [RowRef(JPEG_ROW, "jpeg")] + [RowRef(p, "peer", folder) for p in peers]
     seen = {r.name for r in rows}
-    for name in models:
+    for name in _expand_methods(models):
         if name in seen:
             continue
         MODELS.get(name)  # raises UnknownModelError with close names
         rows.append(RowRef(name, "jpegfix"))
         seen.add(name)
     return rows
+
+
+def _expand_methods(models: list[str]) -> list[str]:
+    """A method name (``--model contrastive``) stands for its CPU-size colour and grey models;
+    each data set then runs the one that matches its channels."""
+    from jpegfix.models import METHODS
+
+    expanded = []
+    for name in models:
+        expanded += [f"{name}-color-s", f"{name}-gray-s"] if name in METHODS else [name]
+    return expanded
 
 
 def load_row(ref: RowRef, device: str = "auto") -> Any:

@@ -65,6 +65,22 @@ def test_grey_model_on_colour_set_restores_luma_only(colour_set):
     assert np.median(luma_change) == 10
 
 
+def test_a_methods_grey_model_gives_way_to_its_colour_sibling(colour_set, grey_set):
+    rows = [("m-color-s", FakeRestorer("m-color-s", 3)), ("m-gray-s", FakeRestorer("m-gray-s", 1))]
+    colour_run, grey_run = run_benchmark([colour_set, grey_set], rows, BenchSettings(qualities=(30,))).datasets
+    assert colour_run.skipped == {"m-gray-s": "grey model on a colour set (m-color-s runs here)"}
+    assert grey_run.skipped == {"m-color-s": "colour model on a grey set"}
+    assert {s.model for s in colour_run.scores} == {"jpeg", "m-color-s"}
+    assert {s.model for s in grey_run.scores} == {"jpeg", "m-gray-s"}
+
+
+def test_method_names_stand_for_their_cpu_size_models():
+    from jpegfix.bench.rows import plan_rows
+
+    names = [r.name for r in plan_rows(["contrastive", "qgcn-color-s"], None, auto_peers=False)]
+    assert names == ["jpeg", "contrastive-color-s", "contrastive-gray-s", "qgcn-color-s"]
+
+
 def test_colour_model_is_skipped_on_grey_sets_and_y_scores_for_grey(grey_set):
     colour = FakeRestorer("colour", 3)
     result = run_benchmark([grey_set], [("colour", colour)], BenchSettings(qualities=(10,), channel="rgb"))
