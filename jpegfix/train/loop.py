@@ -165,6 +165,7 @@ def train(
         resume = True  # a later stage starts from the weights the earlier ones left
     if resume and checkpoint_path.exists():
         state = _load_checkpoint(checkpoint_path, ctx)
+        _reopen_extended_stage(state, stages)
     elif ctx.rank == 0:
         _write_json(run_dir / "recipe.json", {"method": recipe.method, "config": _plain(recipe.config)})
     end = len(stages)
@@ -212,6 +213,20 @@ def _validate(recipe: Recipe, ctx: Context, stage: Stage) -> dict[str, float]:
     for module, mode in modes.items():
         module.training = mode
     return {k: round(float(v), 4) for k, v in scores.items()}
+
+
+def _reopen_extended_stage(state: RunState, stages: list[Stage]) -> None:
+    """Continue a finished stage whose step count was raised (``--resume --set
+    restore_steps=5000`` after 3000): the run goes back into that stage at the step it
+    reached, and later stages, if any, run again after it. The learning-rate schedule is
+    recomputed for the new length, so training resumes with a warm restart."""
+    for index in range(min(state.stage_index, len(stages)) - 1, -1, -1):
+        done = max((p["step"] for p in state.curve if p["stage"] == stages[index].name), default=None)
+        if done is not None and done < stages[index].steps:
+            state.stage_index, state.step = index, done
+            return
+        if done is not None:
+            return
 
 
 def _check_stage(stages: list[Stage], name: str, state: RunState, run_dir: Path) -> int:

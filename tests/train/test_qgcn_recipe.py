@@ -119,3 +119,13 @@ def test_train_command_logs_stages_and_exports(tmp_path, folders, tiny_qgcn, mon
     bad = CliRunner().invoke(app, ["train", "--method", "qgcn", "--out", str(tmp_path / "r2"), "--stage", "nope",
                                    "--data", str(folders[0])] + sum([["--set", s] for s in SETTINGS], []))
     assert bad.exit_code == 1 and "no stage 'nope'" in bad.output
+
+
+def test_raising_the_last_stages_steps_extends_a_finished_run(tmp_path, folders, tiny_qgcn):
+    recipe = make_recipe("qgcn", SETTINGS, [folders[0]], [folders[1]], tmp_path / "run" / "cache")
+    train(recipe, tmp_path / "run", val_every=100)
+    longer = make_recipe("qgcn", SETTINGS + ["large_steps=4"], [folders[0]], [folders[1]], tmp_path / "run" / "cache")
+    steps = []
+    state = train(longer, tmp_path / "run", resume=True, val_every=100, on_progress=lambda p: steps.append((p.stage, p.step)))
+    assert steps == [("large", 3), ("large", 4)] and state.stage_index == 2
+    assert [(p["stage"], p["step"]) for p in state.curve] == [("small", 6), ("large", 2), ("large", 4)]
