@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from jpegfix import __version__
 from jpegfix.cli.app import app
+from jpegfix.engine import DEFAULT_BLIND_MODELS
 
 from conftest import save_jpeg, tiny_restorer
 
@@ -39,7 +40,7 @@ def test_restore_batch_reports_each_bad_file_and_exits_1(tmp_path, photo, grey_p
     assert {k for k, r in records.items() if r["status"] == "ok"} == {"colour.jpg", "full.jpg", "grey.jpg", "prog.jpg", "plain.png"}
     assert "empty" in records["empty.jpg"]["error"] and "not an image" in records["text.jpg"]["error"]
     # A PNG has no tables: the blind default restores it, and the record says why.
-    assert records["plain.png"]["model"] == "contrastive-color-s" and "no JPEG quantization tables" in records["plain.png"]["reason"]
+    assert records["plain.png"]["model"] == DEFAULT_BLIND_MODELS[3] and "no JPEG quantization tables" in records["plain.png"]["reason"]
     assert records["grey.jpg"]["model"] == "qgcn-gray-s"
     with Image.open(tmp_path / "out" / "grey.png") as grey:
         assert grey.mode == "L" and grey.size == (40, 48)

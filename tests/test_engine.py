@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from jpegfix.engine import RestoreOptions, choose_model, plan_jobs, restore_files, restore_pixels
+from jpegfix.engine import DEFAULT_BLIND_MODELS, RestoreOptions, choose_model, plan_jobs, restore_files, restore_pixels
 from jpegfix.errors import InputError
 from jpegfix.jpeg import read_image
 from jpegfix.qmaps import ijg_components
@@ -65,24 +65,24 @@ def test_routing_tables_to_qgcn_and_no_tables_to_the_blind_model(tmp_path, photo
 
     Image.fromarray(photo[:32, :32]).save(tmp_path / "a.png")
     name, components, reason = choose_model(read_image(tmp_path / "a.png"), RestoreOptions())
-    assert (name, components) == ("contrastive-color-s", None)
+    assert (name, components) == (DEFAULT_BLIND_MODELS[3], None)
     assert reason == "blind default, PNG file has no JPEG quantization tables"
     Image.fromarray(grey_photo[:32, :32]).save(tmp_path / "g.png")
     assert choose_model(read_image(tmp_path / "g.png"), RestoreOptions())[0] == "contrastive-gray-s"
     for suffix in ("webp", "tiff"):
         Image.fromarray(photo[:32, :32]).save(tmp_path / f"a.{suffix}", **({"lossless": True} if suffix == "webp" else {}))
         name, _, reason = choose_model(read_image(tmp_path / f"a.{suffix}"), RestoreOptions())
-        assert name == "contrastive-color-s" and "has no JPEG quantization tables" in reason
+        assert name == DEFAULT_BLIND_MODELS[3] and "has no JPEG quantization tables" in reason
 
     broken = read_image(zeroed_table_jpeg(tmp_path / "z.jpg", photo[:32, :32]))
     name, components, reason = choose_model(broken, RestoreOptions())
-    assert (name, components) == ("contrastive-color-s", None) and "zero entry" in reason
+    assert (name, components) == (DEFAULT_BLIND_MODELS[3], None) and "zero entry" in reason
 
     # --quality gives a PNG tables, so it goes to QGCN; --model overrides either way.
     assert choose_model(read_image(tmp_path / "a.png"), RestoreOptions(quality=20))[0] == "qgcn-color-s"
     name, components, reason = choose_model(jpeg, RestoreOptions(model="contrastive-color-s"))
     assert (name, components, reason) == ("contrastive-color-s", None, "--model, blind model (tables not used)")
-    with pytest.raises(InputError, match="--quality Q .* or use --model contrastive-color-s"):
+    with pytest.raises(InputError, match=f"--quality Q .* or use --model {DEFAULT_BLIND_MODELS[3]}"):
         choose_model(read_image(tmp_path / "a.png"), RestoreOptions(model="qgcn-color-s"))
     with pytest.raises(InputError, match="try --model contrastive-gray-s"):
         choose_model(read_image(tmp_path / "g.png"), RestoreOptions(model="contrastive-color-s"))
@@ -98,7 +98,7 @@ def test_batch_restores_pngs_blind_and_jpegs_with_tables(tmp_path, photo, monkey
     jobs, _ = plan_jobs([str(tmp_path)], tmp_path / "out")
     results = {r.source.split("/")[-1]: r for r in restore_files(jobs, RestoreOptions())}
     assert {k: (r.status, r.model) for k, r in results.items()} == {
-        "a.jpg": ("ok", "qgcn-color-s"), "b.png": ("ok", "contrastive-color-s"), "c.jpg": ("ok", "contrastive-color-s")}
+        "a.jpg": ("ok", "qgcn-color-s"), "b.png": ("ok", DEFAULT_BLIND_MODELS[3]), "c.jpg": ("ok", DEFAULT_BLIND_MODELS[3])}
     with Image.open(tmp_path / "out" / "b.png") as out:
         assert out.size == (56, 40)
 

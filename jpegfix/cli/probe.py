@@ -16,7 +16,7 @@ from jpegfix.cli.render import console, err_console
 
 def probe_command(
     data: Annotated[Path, typer.Option("--data", help="Folder of held-out images (never the training images).")],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Contrastive model whose encoder is probed; default: the colour blind default.")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Contrastive model whose encoder is probed.")] = "contrastive-color-s",
     crops: Annotated[int, typer.Option("--crops", min=1, help="Crops per image, each cut at every quality.")] = 8,
     size: Annotated[int, typer.Option("--size", min=16, help="Crop side in pixels.")] = 64,
     device: DeviceOpt = "auto",
@@ -26,11 +26,11 @@ def probe_command(
     vectors: accuracy and confusion table (references and queries come from different images)."""
     from jpegfix.bench.encoder_probe import probe_encoder
     from jpegfix.data import list_images, load_image
-    from jpegfix.engine import DEFAULT_BLIND_MODELS, load_restorer
+    from jpegfix.engine import load_restorer
     from jpegfix.errors import JpegfixError
     from jpegfix.models import MODELS
 
-    name = model or DEFAULT_BLIND_MODELS[3]
+    name = model
     try:
         spec = MODELS.get(name)
     except JpegfixError as error:
