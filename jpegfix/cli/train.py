@@ -52,7 +52,7 @@ def train_command(
         report.close()
         if export:
             command = "jpegfix " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-            for path in export_run(recipe, out, state, export, weights_dir, command):
+            for path in export_run(recipe, out, state, export, weights_dir, command, stage):
                 console.print(f"exported {path}")
     except JpegfixError as error:
         err_console.print(f"error: {error}", markup=False)

@@ -15,8 +15,13 @@ from jpegfix.train.loop import CHECKPOINT, RunState
 from jpegfix.weights import save_model
 
 
-def export_run(recipe, run_dir: Path, state: RunState, name: str, folder: Path, command: str) -> list[Path]:
+def export_run(recipe, run_dir: Path, state: RunState, name: str, folder: Path, command: str,
+               stage: str | None = None) -> list[Path]:
     """Write every network the recipe exports; ``name`` renames the recipe's main export.
+
+    ``stage`` (``jpegfix train --stage NAME --export ...``) exports only what that stage
+    trains: a later stage that merely uses a frozen network (CQR's deblock stage and its
+    ranker) must not rewrite that network's card with its own command.
 
     A recipe with several trained networks may say which stage trains each
     (``recipe.stage_of(module) -> stage``): a network whose stage has not run in this run
@@ -28,9 +33,9 @@ def export_run(recipe, run_dir: Path, state: RunState, name: str, folder: Path, 
     stage_of = getattr(recipe, "stage_of", lambda module: None)
     written = []
     for index, (module_name, model_name) in enumerate(exports.items()):
-        stage = stage_of(module_name)
-        curve = [point for point in state.curve if stage is None or point["stage"] == stage]
-        if stage is not None and not curve:
+        trained_by = stage_of(module_name)
+        curve = [point for point in state.curve if trained_by is None or point["stage"] == trained_by]
+        if trained_by is not None and (not curve or stage not in (None, trained_by)):
             continue
         spec = MODELS.get(model_name)
         net = spec.build()

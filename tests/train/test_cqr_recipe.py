@@ -114,6 +114,8 @@ def test_two_stages_freeze_the_ranker_calibrate_export_and_load(tmp_path, folder
     assert all(torch.equal(after[k], v) for k, v in seen["ranker"].items())
     assert modules["ranker"].calibrated
 
+    only_deblocker = export_run(recipe, tmp_path / "run", state, "cqr-color-s", tmp_path / "deblock", "...", "deblock")
+    assert [p.name for p in only_deblocker] == ["cqr-color-s.safetensors", "cqr-color-s.json"]
     export_run(recipe, tmp_path / "run", state, "cqr-color-s", tmp_path / "weights", "jpegfix train ...")
     net_card = json.loads((tmp_path / "weights" / "cqr-color-s.json").read_text())
     ranker_card = json.loads((tmp_path / "weights" / "cqr-ranker-color.json").read_text())
