@@ -81,6 +81,21 @@ class PatchBank:
             for i in indices
         ])
 
+    def loader(self, batch: int, seed: int, device) -> Callable[[int], tuple]:
+        """``load(step)`` -> (degraded, clean, indices): ``batch`` patches as float tensors in
+        [0, 1] on ``device``, walking one fixed shuffle of the bank (seeded, so a resumed run
+        sees the same batches)."""
+        import torch
+
+        order = np.random.default_rng(seed).permutation(len(self))
+
+        def load(step: int) -> tuple:
+            indices = order[(np.arange(batch) + step * batch) % len(self)]
+            to = lambda a: torch.from_numpy(np.ascontiguousarray(a[indices])).to(device).float() / 255
+            return to(self.degraded), to(self.clean), indices
+
+        return load
+
     def save(self, path: Path) -> None:
         np.savez(path, clean=self.clean, degraded=self.degraded, quality=self.quality,
                  subsampling=np.array(self.subsampling))

@@ -46,6 +46,18 @@ def grey_photo() -> np.ndarray:
     return np.ascontiguousarray(data.camera())
 
 
+@pytest.fixture
+def folders(tmp_path, photo):
+    """(train, val) folders of PNG crops of ``photo``: three training images, two held out."""
+    train_dir, val_dir = tmp_path / "train", tmp_path / "val"
+    train_dir.mkdir(), val_dir.mkdir()
+    for i in range(3):
+        Image.fromarray(photo[i * 100 : i * 100 + 160, 50:250]).save(train_dir / f"{i}.png")
+    for i in range(2):
+        Image.fromarray(photo[300 + i * 96 : 396 + i * 96, 300:428]).save(val_dir / f"v{i}.png")
+    return train_dir, val_dir
+
+
 def save_jpeg(path: Path, pixels: np.ndarray, **options) -> Path:
     Image.fromarray(pixels).save(path, format="JPEG", **options)
     return path

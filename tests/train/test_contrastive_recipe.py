@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from jpegfix.engine import load_restorer
 from jpegfix.errors import JpegfixError
@@ -21,17 +20,6 @@ SETTINGS = [
     "restore_steps=3", "restore_batch=2", "restore_size=32",
     "val_images=2", "val_crop=64", "probe_crops=1",
 ]
-
-
-@pytest.fixture
-def folders(tmp_path, photo):
-    train_dir, val_dir = tmp_path / "train", tmp_path / "val"
-    train_dir.mkdir(), val_dir.mkdir()
-    for i in range(3):
-        Image.fromarray(photo[i * 100 : i * 100 + 160, 50:250]).save(train_dir / f"{i}.png")
-    for i in range(2):
-        Image.fromarray(photo[300 + i * 96 : 396 + i * 96, 300:428]).save(val_dir / f"v{i}.png")
-    return train_dir, val_dir
 
 
 @pytest.fixture

@@ -21,17 +21,6 @@ SETTINGS = [
 
 
 @pytest.fixture
-def folders(tmp_path, photo):
-    train_dir, val_dir = tmp_path / "train", tmp_path / "val"
-    train_dir.mkdir(), val_dir.mkdir()
-    for i in range(3):
-        Image.fromarray(photo[i * 100 : i * 100 + 160, 50:250]).save(train_dir / f"{i}.png")
-    for i in range(2):
-        Image.fromarray(photo[300 + i * 96 : 396 + i * 96, 300:428]).save(val_dir / f"v{i}.png")
-    return train_dir, val_dir
-
-
-@pytest.fixture
 def tiny_models(monkeypatch):
     """Swap in tiny cqr-color-s and cqr-ranker-color (the registry copy keeps MODELS untouched)."""
     import jpegfix.train.export as export_module

@@ -283,14 +283,8 @@ class ContrastiveRecipe(RecipeData):
         bank = cached(self.cache / name, lambda: make_patch_bank(
             self.training_images(), count=count, size=c.restore_size, qualities=c.qualities,
             seed=c.seed + 2, share_444=c.share_444), PatchBank.load)
-        order = np.random.default_rng(c.seed + 2).permutation(len(bank))
-
-        def batch_of(step: int):
-            indices = order[(np.arange(c.restore_batch) + step * c.restore_batch) % len(bank)]
-            to = lambda a: torch.from_numpy(np.ascontiguousarray(a[indices])).to(ctx.device).float() / 255
-            return to(bank.degraded), to(bank.clean)
-
-        return batch_of
+        load = bank.loader(c.restore_batch, c.seed + 2, ctx.device)
+        return lambda step: load(step)[:2]
 
     def _restore_step(self, batch, ctx) -> dict[str, float]:
         degraded, clean = batch

@@ -288,14 +288,8 @@ class CQRRecipe(RecipeData):
             self.training_images(), count=count, size=c.deblock_size,
             quality_range=(c.deblock_quality_min, c.deblock_quality_max), seed=c.seed + 2, share_444=c.share_444),
             PatchBank.load)
-        order = np.random.default_rng(c.seed + 2).permutation(len(bank))
-
-        def batch_of(step: int):
-            indices = order[(np.arange(c.deblock_batch) + step * c.deblock_batch) % len(bank)]
-            to = lambda a: torch.from_numpy(np.ascontiguousarray(a[indices])).to(ctx.device).float() / 255
-            return to(bank.degraded), to(bank.clean)
-
-        return batch_of
+        load = bank.loader(c.deblock_batch, c.seed + 2, ctx.device)
+        return lambda step: load(step)[:2]
 
     def _deblock_step(self, batch, ctx) -> dict[str, float]:
         degraded, clean = batch

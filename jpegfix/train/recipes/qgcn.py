@@ -84,13 +84,11 @@ class QGCNRecipe(RecipeData):
                 quality_range=(self.config.quality_min, self.config.quality_max),
                 seed=self.config.seed + salt, share_444=self.config.share_444,
             ), PatchBank.load)
-            order = np.random.default_rng(self.config.seed + salt).permutation(len(bank))
+            load = bank.loader(batch, self.config.seed + salt, ctx.device)
 
             def batch_of(step: int):
-                indices = order[(np.arange(batch) + step * batch) % len(bank)]
-                to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(ctx.device)
-                return (to(bank.degraded[indices]).float() / 255, to(bank.clean[indices]).float() / 255,
-                        to(bank.qmaps(indices)))
+                degraded, clean, indices = load(step)
+                return degraded, clean, torch.from_numpy(bank.qmaps(indices)).to(ctx.device)
 
             return batch_of
 
