@@ -252,3 +252,43 @@ def subsampling_name(sampling: np.ndarray) -> str:
     ratio = (int(yh // ch), int(yv // cv))
     names = {(1, 1): "4:4:4", (2, 1): "4:2:2", (2, 2): "4:2:0", (1, 2): "4:4:0", (4, 1): "4:1:1"}
     return names.get(ratio, f"{int(yh)}x{int(yv)},{int(ch)}x{int(cv)}")
+
+
+@dataclass
+class CompressedSample:
+    """A Pillow JPEG of known pixels, with what the file stores: for training and evaluation
+    of methods that use the quantized coefficients themselves (One-to-Many's JPEG loss)."""
+
+    decoded: np.ndarray
+    """(H, W, C) uint8, Pillow's decoding of the file."""
+    quantized: list[np.ndarray]
+    """Per component (Y[, Cb, Cr]) the integer coefficients k, (H/8, W/8, 8, 8) for luma
+    (natural order, [.., vertical, horizontal] frequency), on the chroma grid for chroma."""
+    components: list[ComponentTable]
+    """Per component its table and block footprint, as :func:`read_image` reports them."""
+
+
+def compress_with_coefficients(pixels: np.ndarray, quality: int, subsampling: str = "4:2:0") -> CompressedSample:
+    """Compress (H, W, C) uint8 ``pixels`` with Pillow, then read the file back with Pillow
+    (pixels) and jpeglib (quantized coefficients and tables). H and W must be multiples of
+    the MCU (8 for grey and 4:4:4, 16 for 4:2:0) so that every block is whole."""
+    import tempfile
+
+    import jpeglib
+
+    image = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=int(quality), subsampling=subsampling)
+    with Image.open(io.BytesIO(buffer.getvalue())) as file:
+        decoded = np.asarray(file, dtype=np.uint8)
+    decoded = decoded[..., None] if decoded.ndim == 2 else decoded
+    with tempfile.TemporaryDirectory() as folder:  # jpeglib reads files, not buffers
+        path = Path(folder) / "sample.jpg"
+        path.write_bytes(buffer.getvalue())
+        dct = jpeglib.read_dct(str(path))
+        planes = [dct.Y] + ([dct.Cb, dct.Cr] if pixels.shape[2] == 3 else [])
+        quantized = [np.asarray(p, dtype=np.int16).copy() for p in planes]
+        tables = np.asarray(dct.qt, dtype=np.int64)
+        index = [int(i) for i in np.asarray(dct.quant_tbl_no).ravel()]
+        sampling = np.asarray(dct.samp_factor, dtype=np.int64).reshape(-1, 2)
+    return CompressedSample(decoded, quantized, component_tables(tables, index, sampling))

@@ -1,0 +1,92 @@
+"""JPEG's own transform in torch: colour conversion, 8x8 block DCT, quantization intervals.
+
+A JPEG stores, for every 8x8 block of every component, integers k = round(D / Q), where D
+are the DCT coefficients of the level-shifted block and Q the quantization table. Any image
+whose coefficients D' satisfy (k - 1/2) Q <= D' <= (k + 1/2) Q would have been written as the
+same file, so these intervals bound what a restoration may change (One-to-Many's JPEG loss,
+and the bench's "share inside the intervals"). Everything here is differentiable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+BLOCK = 8
+
+
+def dct_matrix(dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """(8, 8) orthonormal DCT-II matrix M, so that a block's coefficients are M f M^T
+    (the JPEG standard's forward DCT: 1/4 C(u) C(v) sum f cos(...) cos(...))."""
+    n = torch.arange(BLOCK, dtype=torch.float64)
+    matrix = torch.cos((2 * n[None, :] + 1) * n[:, None] * math.pi / (2 * BLOCK)) * math.sqrt(2 / BLOCK)
+    matrix[0] /= math.sqrt(2)
+    return matrix.to(dtype=dtype, device=device)
+
+
+def block_dct(plane: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) samples on the 0..255 scale, H and W multiples of 8 -> (N, H/8, W/8, 8, 8)
+    coefficients of the level-shifted blocks, [.., v, u] = (vertical, horizontal) frequency,
+    the layout jpeglib uses."""
+    n, h, w = plane.shape
+    blocks = (plane - 128).reshape(n, h // BLOCK, BLOCK, w // BLOCK, BLOCK).permute(0, 1, 3, 2, 4)
+    m = dct_matrix(plane.dtype, plane.device)
+    return m @ blocks @ m.T
+
+
+def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB on 0..255 -> JFIF (full-range BT.601) Y, Cb, Cr on 0..255."""
+    r, g, b = rgb.unbind(1)
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    return torch.stack([y, cb, cr], dim=1)
+
+
+def jpeg_planes(image: torch.Tensor, chroma_factor: int = 2) -> list[torch.Tensor]:
+    """(N, C, H, W) image in [0, 1] -> the planes a JPEG encoder would transform, on 0..255:
+    [Y] for grey, [Y, Cb, Cr] for colour with chroma averaged over ``chroma_factor`` squared
+    pixels (2 for 4:2:0, 1 for 4:4:4; libjpeg's downsampler is a box average)."""
+    pixels = image * 255
+    if image.shape[1] == 1:
+        return [pixels[:, 0]]
+    ycc = rgb_to_ycbcr(pixels)
+    chroma = ycc[:, 1:]
+    if chroma_factor > 1:
+        chroma = F.avg_pool2d(chroma, chroma_factor)
+    return [ycc[:, 0], chroma[:, 0], chroma[:, 1]]
+
+
+def interval_excess(coefficients: torch.Tensor, quantized: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """How far each coefficient lies outside its quantization interval, in quantization steps:
+    max(0, |D / Q - k| - 1/2). ``coefficients`` (N, bh, bw, 8, 8); ``quantized`` the file's k,
+    same shape; ``table`` (N, 8, 8) or (8, 8)."""
+    if table.dim() == 3:
+        table = table[:, None, None]
+    return F.relu((coefficients / table - quantized).abs() - 0.5)
+
+
+def jpeg_loss(image: torch.Tensor, quantized: list[torch.Tensor], tables: list[torch.Tensor],
+              chroma_factor: int = 2) -> torch.Tensor:
+    """One-to-Many's JPEG loss: mean squared excess (in quantization steps) of every
+    component's coefficients outside the input file's intervals; zero for any image the file
+    could have come from. ``image`` must be block-aligned with the file (patches cut on the
+    8-pixel grid of the JPEG, or on the 16-pixel grid for 4:2:0 chroma)."""
+    planes = jpeg_planes(image, chroma_factor)
+    total = sum((interval_excess(block_dct(p), k, q) ** 2).mean() for p, k, q in zip(planes, quantized, tables))
+    return total / len(planes)
+
+
+def share_inside(image: torch.Tensor, quantized: torch.Tensor, table: torch.Tensor) -> float:
+    """Share of the luma DCT coefficients of ``image`` ((1, C, H, W) in [0, 1], block-aligned
+    with the file) that lie inside the file's quantization intervals
+    (``quantized`` (bh, bw, 8, 8) luma k, ``table`` (8, 8) luma table); partial blocks at the
+    right and bottom edges are left out. A hair of tolerance (1e-3 step) absorbs float
+    rounding at the interval edges."""
+    luma = jpeg_planes(image.double(), 1)[0]
+    bh, bw = luma.shape[-2] // BLOCK, luma.shape[-1] // BLOCK
+    luma = luma[:, : bh * BLOCK, : bw * BLOCK]
+    excess = interval_excess(block_dct(luma)[0], quantized[:bh, :bw].double(), table.double())
+    return float((excess <= 1e-3).double().mean())

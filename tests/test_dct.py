@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+import torch
+
+from jpegfix.dct import block_dct, dct_matrix, interval_excess, jpeg_loss, share_inside
+from jpegfix.jpeg import compress_with_coefficients
+
+
+def as_tensor(pixels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(pixels.transpose(2, 0, 1)[None].copy()).double() / 255
+
+
+def test_dct_matrix_is_orthonormal_and_a_flat_block_has_only_dc():
+    m = dct_matrix(torch.float64)
+    assert torch.allclose(m @ m.T, torch.eye(8, dtype=torch.float64), atol=1e-12)
+    coefficients = block_dct(torch.full((1, 8, 8), 138.0, dtype=torch.float64))[0, 0, 0]
+    assert abs(float(coefficients[0, 0]) - 80.0) < 1e-9  # 8 x (138 - 128)
+    assert float(coefficients.flatten()[1:].abs().max()) < 1e-9
+
+
+@pytest.mark.parametrize("grey", [False, True])
+@pytest.mark.parametrize("quality", [10, 50])
+def test_a_decoded_jpeg_lies_inside_its_own_intervals(photo, grey_photo, grey, quality):
+    pixels = grey_photo[:64, :96, None] if grey else photo[:64, :96]
+    sample = compress_with_coefficients(np.ascontiguousarray(pixels), quality)
+    luma = torch.from_numpy(sample.quantized[0].astype(np.float64))
+    table = torch.from_numpy(sample.components[0].table)
+    assert share_inside(as_tensor(sample.decoded), luma, table) > 0.99
+    # The original photo is what was quantized: it is inside by construction, up to the
+    # encoder's colour conversion rounding.
+    assert share_inside(as_tensor(np.ascontiguousarray(pixels)), luma, table) > 0.97
+
+
+def test_jpeg_loss_is_near_zero_for_the_decoding_and_grows_outside(photo):
+    sample = compress_with_coefficients(np.ascontiguousarray(photo[:64, :64]), 20)
+    quantized = [torch.from_numpy(q.astype(np.float32))[None] for q in sample.quantized]
+    tables = [torch.from_numpy(c.table.astype(np.float32)) for c in sample.components]
+    decoded = as_tensor(sample.decoded).float()
+    inside = float(jpeg_loss(decoded, quantized, tables))
+    brighter = float(jpeg_loss((decoded + 0.2).clamp(0, 1), quantized, tables))
+    assert inside < 1e-3 < brighter
+
+
+def test_interval_excess_counts_quantization_steps():
+    table = torch.full((8, 8), 10.0)
+    k = torch.zeros(1, 1, 1, 8, 8)
+    d = torch.zeros(1, 1, 1, 8, 8)
+    d[..., 0, 0], d[..., 0, 1] = 4.0, 20.0  # inside (0.4 step), 1.5 steps past the edge
+    excess = interval_excess(d, k, table)
+    assert float(excess[..., 0, 0]) == 0 and abs(float(excess[..., 0, 1]) - 1.5) < 1e-6
