@@ -20,7 +20,8 @@ TINY_QGCN = dict(width=8, blocks=1, global_widths=(4, 4, 4, 4), global_hidden=16
 TINY_CONTRASTIVE = dict(encoder_width=4, width=8, blocks=(1, 1, 1), pool_sizes=(4, 8))
 TINY_CQR = dict(width=8, branch=4, groups=3, window=4)
 TINY_CQR_RANKER = dict(width=4, hidden=8, crop=32)
-TINY = {"qgcn": TINY_QGCN, "contrastive": TINY_CONTRASTIVE, "cqr": TINY_CQR}
+TINY_ONE_TO_MANY = dict(width=8, noise_channels=2, noise_width=4, image_units=1, noise_units=1, aggregate_units=1)
+TINY = {"qgcn": TINY_QGCN, "contrastive": TINY_CONTRASTIVE, "cqr": TINY_CQR, "one-to-many": TINY_ONE_TO_MANY}
 
 
 @pytest.fixture(autouse=True)

@@ -41,6 +41,9 @@ class ModelSpec:
     hub_revision: str = "v0.1.0"
     """Pinned revision (tag or commit) of ``hub_repo``; $JPEGFIX_HUB_REVISION overrides."""
     extras: dict[str, Any] = field(default_factory=dict)
+    samples: bool = False
+    """True for models that draw each result from a noise map (One-to-Many): ``--samples N``
+    writes N different candidates, ``--seed`` picks them reproducibly."""
     role: str = "restorer"
     """``restorer`` for networks the restore engine runs; ``ranker`` for networks that score
     images instead of restoring them (CQR's compression-quality ranker, read by ``jpegfix
