@@ -47,15 +47,16 @@ CPU_TILE_BUDGET = 1.5 * 2**30
 # -- models and devices ----------------------------------------------------------------
 
 
-def load_restorer(name: str, device: str = "auto", *, download: bool = True) -> Restorer:
-    """Load registered model ``name`` with verified weights on ``device``.
+def load_restorer(name: str, device: str = "auto", *, download: bool = True, folder: Path | None = None) -> Restorer:
+    """Load registered model ``name`` with verified weights on ``device`` (from ``folder``
+    when given, see :func:`jpegfix.weights.load_model`).
 
     Raises:
         UnknownModelError, MissingWeightsError.
     """
     spec = MODELS.get(name)
     _check_restorer(spec)
-    net, card = load_model(spec, download=download)
+    net, card = load_model(spec, download=download, folder=folder)
     target = pick_device(device)
     return Restorer(spec=spec, net=net.to(target), device=target, dtype=half_dtype(target), card=card)
 
@@ -109,6 +110,7 @@ def restore_pixels(
     tile: int = 0,
     overlap: int = DEFAULT_OVERLAP,
     context: int = DEFAULT_CONTEXT,
+    seed: int = 0,
 ) -> np.ndarray:
     """Restore (H, W, C) uint8 ``pixels``; returns (H, W, C) float32 in [0, 1].
 
@@ -116,7 +118,8 @@ def restore_pixels(
     ``tile`` 0 picks the tile side from free memory; an out-of-memory error halves it and
     retries. The image is padded on the 16-pixel grid so every tile sees the true block grid;
     each tile is run with ``context`` extra pixels around it (kept on the grid), then tiles
-    are blended over ``overlap`` pixels.
+    are blended over ``overlap`` pixels. Sampling models get the noise map of ``seed`` for
+    the whole padded image, cut per tile: the same seed gives the same picture at any tile size.
     """
     if restorer.needs_tables and components is None:
         raise InputError(f"{restorer.spec.name} needs quantization tables")
@@ -129,6 +132,7 @@ def restore_pixels(
     padded = _pad(image, padded_h - height, padded_w - width)
     maps = torch.from_numpy(build_qmaps(components, padded_h, padded_w))[None] if restorer.needs_tables else None
     vector = restorer.prepare(image)
+    noise = restorer.noise(seed, padded_h, padded_w)
     del image
 
     margin = -(-context // GRID) * GRID
@@ -138,7 +142,11 @@ def restore_pixels(
         y1, x1 = min(padded_h, top + h + margin), min(padded_w, left + w + margin)
         crop = padded[..., y0:y1, x0:x1]
         crop_maps = maps[..., y0:y1, x0:x1] if maps is not None else None
-        out = restorer(crop, crop_maps, vector)[0]
+        crop_noise = None
+        if noise is not None:
+            s = restorer.noise_scale
+            crop_noise = noise[..., y0 // s : y1 // s, x0 // s : x1 // s]
+        out = restorer(crop, crop_maps, vector, crop_noise)[0]
         return out[:, top - y0 : top - y0 + h, left - x0 : left - x0 + w]
 
     side = tile or auto_tile(restorer)
@@ -180,6 +188,11 @@ class RestoreOptions:
     overwrite: bool = False
     skip_existing: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+    samples: int = 1
+    """Candidates per image from a sampling model (One-to-Many): ``name_1.png`` ... ``name_N.png``
+    (``name.png`` when 1)."""
+    seed: int = 0
+    """Noise seed of the first candidate; candidate i uses ``seed + i - 1``."""
     readout: bool = False
     """Record the CQR ranker's compression-quality readout of each input (when its weights are
     present; about 0.05 s per image) in ``FileResult.details["compression_quality"]``."""
@@ -315,20 +328,32 @@ def _check_target(job: Job, sources: set[Path], options: RestoreOptions) -> str 
     return None
 
 
+def candidate_targets(target: Path, samples: int) -> list[Path]:
+    """``target`` itself for one sample, else ``stem_1.png`` ... ``stem_N.png`` beside it."""
+    if samples == 1:
+        return [target]
+    return [target.with_name(f"{target.stem}_{i}{target.suffix}") for i in range(1, samples + 1)]
+
+
 def restore_file(
     job: Job, options: RestoreOptions, restorers: dict[str, Restorer], sources: set[Path], reader: Any = None
 ) -> FileResult:
     """Restore one file; never raises for problems with that file (they go in the result).
 
     ``reader`` (a :class:`jpegfix.quality.QualityReader`) adds the compression-quality
-    readout of the input to ``details`` when its ranker weights are present.
+    readout of the input to ``details`` when its ranker weights are present. With
+    ``options.samples`` > 1 every candidate is written (``details["candidates"]``); the job
+    is skipped only when all of them exist and ``skip_existing`` is set.
     """
     result = FileResult(str(job.source), str(job.target), "ok")
     started = time.perf_counter()
     try:
-        if _check_target(job, sources, options) == "skip":
+        targets = candidate_targets(job.target, options.samples)
+        decisions = [_check_target(Job(job.source, t), sources, options) for t in targets]
+        if all(d == "skip" for d in decisions):
             result.status, result.reason = "skipped", "output exists"
             return result
+        result.target = str(targets[0])
         image = read_image(job.source, max_pixels=options.max_pixels)
         result.height, result.width = image.height, image.width
         name, components, reason = choose_model(image, options)
@@ -342,8 +367,20 @@ def restore_file(
                 result.details["compression_quality"] = readout
         if name not in restorers:
             restorers[name] = load_restorer(name, options.device)
-        restored = restore_pixels(restorers[name], image.pixels, components, tile=options.tile)
-        write_png(job.target, restored, image, bits=options.bits)
+        restorer = restorers[name]
+        if options.samples > 1 and not restorer.samples:
+            raise InputError(f"{name} gives one result per image; --samples needs a sampling model "
+                             f"(--model one-to-many)")
+        candidates = []
+        for index, (target, decision) in enumerate(zip(targets, decisions)):
+            seed = options.seed + index
+            if decision != "skip":
+                restored = restore_pixels(restorer, image.pixels, components, tile=options.tile, seed=seed)
+                write_png(target, restored, image, bits=options.bits)
+            if restorer.samples:
+                candidates.append({"path": str(target), "seed": seed})
+        if candidates:
+            result.details["candidates"] = candidates
     except JpegfixError as error:
         result.status, result.error = "failed", str(error)
     except OSError as error:

@@ -102,12 +102,25 @@ def verify(path: Path, card: dict[str, Any] | None) -> None:
         raise MissingWeightsError(f"{path.name}: sha256 does not match its model card (corrupt or replaced file)")
 
 
-def load_model(spec: ModelSpec, *, download: bool = True) -> tuple[nn.Module, dict[str, Any]]:
-    """Build ``spec``'s network from its card's arch_args and load verified weights (eval mode)."""
+def load_model(spec: ModelSpec, *, download: bool = True, folder: Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Build ``spec``'s network from its card's arch_args and load verified weights (eval mode).
+
+    ``folder`` loads ``folder/<name>.safetensors`` and its card instead of searching (an
+    experiment's export, such as a variant trained with other architecture settings).
+
+    Raises:
+        MissingWeightsError: no weights (or none in ``folder``), or a sha256 mismatch.
+    """
     from safetensors.torch import load_file
 
-    path = locate(spec, download=download)
-    card = read_card(spec) or _card_beside(path)
+    if folder is not None:
+        path = Path(folder) / (spec.weights_name + SUFFIX)
+        if not path.is_file():
+            raise MissingWeightsError(f"no {path.name} in {folder}")
+        card = _card_beside(path)
+    else:
+        path = locate(spec, download=download)
+        card = read_card(spec) or _card_beside(path)
     verify(path, card)
     arch_args = (card or {}).get("arch_args", spec.arch_args)
     net = spec.arch(**arch_args)

@@ -21,6 +21,8 @@ def restore_command(
     device: DeviceOpt = "auto",
     tile: TileOpt = 0,
     quality: Annotated[Optional[int], typer.Option("--quality", min=1, max=100, help="Strength: treat images as IJG JPEGs of this quality instead of reading their tables (useful for photos compressed several times).")] = None,
+    samples: Annotated[int, typer.Option("--samples", min=1, max=100, help="Candidates per image from a sampling model (--model one-to-many): NAME_1.png ... NAME_N.png.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Noise seed of the first candidate (candidate i uses seed + i - 1); the same seed gives the same picture.")] = 0,
     suffix: Annotated[str, typer.Option("--suffix", help="Appended to each output file name before .png.")] = "",
     bits: Annotated[int, typer.Option("--bits", help="Output bit depth, 8 or 16.")] = 8,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Recurse into folders and mirror their structure.")] = False,
@@ -48,7 +50,11 @@ def restore_command(
         if spec.role != "restorer":
             raise typer.BadParameter(f"{model} is a compression-quality {spec.role}, not a restoration model",
                                      param_hint="--model")
+    if samples > 1 and (model is None or not spec.samples):
+        raise typer.BadParameter(f"{model or 'the default models'} give one result per image; candidates need a "
+                                 f"sampling model (--model one-to-many)", param_hint="--samples")
     options = RestoreOptions(model=model, device=device, tile=tile, quality=quality, bits=bits,
+                             samples=samples, seed=seed,
                              overwrite=overwrite, skip_existing=skip_existing,
                              max_pixels=int(max_megapixels * 1e6), readout=as_json)
     jobs, problems = plan_jobs(inputs, out, recursive=recursive, suffix=suffix)
@@ -82,7 +88,12 @@ def restore_command(
 def _line(result) -> str:
     if result.status == "skipped":
         return escape(f"skipped {result.source} ({result.reason})")
-    return escape(f"{result.source} -> {result.target}  [{result.model}: {result.reason}]  "
+    target = result.target
+    candidates = result.details.get("candidates", [])
+    if len(candidates) > 1:
+        target = (f"{candidates[0]['path']} ... {Path(candidates[-1]['path']).name} ({len(candidates)} candidates, "
+                  f"seeds {candidates[0]['seed']}-{candidates[-1]['seed']})")
+    return escape(f"{result.source} -> {target}  [{result.model}: {result.reason}]  "
                   f"{result.megapixels:.1f} MP in {result.seconds:.1f} s")
 
 

@@ -3,7 +3,9 @@
 The engine talks only to this class. Contract: images are float tensors (N, C, H, W) in
 [0, 1], H and W multiples of ``size_multiple``; quantization maps (N, K, H, W) are passed to
 models that ``needs_tables``; ``prepare(whole_image)`` computes per-image context once (QGCN's
-global vector), which every tile of that image then shares.
+global vector), which every tile of that image then shares. Sampling models (One-to-Many)
+also take a noise map: :meth:`Restorer.noise` draws it for the whole image from a seed, and
+each tile gets its own cut of it, like the quantization maps.
 """
 
 from __future__ import annotations
@@ -34,6 +36,24 @@ class Restorer:
     def needs_tables(self) -> bool:
         return self.spec.needs_tables
 
+    @property
+    def samples(self) -> bool:
+        """True for models whose output depends on a random noise map (several candidates)."""
+        return bool(getattr(self.net, "noise_channels", 0))
+
+    @property
+    def noise_scale(self) -> int:
+        """Image pixels per noise-map pixel along each side."""
+        return int(getattr(self.net, "noise_scale", 1))
+
+    def noise(self, seed: int, height: int, width: int) -> torch.Tensor | None:
+        """The (1, Z, H/scale, W/scale) noise map of a ``height`` x ``width`` image for ``seed``
+        (drawn on the CPU, so a seed gives the same picture on every device), or None for
+        deterministic models."""
+        if not self.samples:
+            return None
+        return self.net.sample_noise(1, height, width, torch.Generator().manual_seed(seed))
+
     def _autocast(self):
         enabled = self.device.type in ("cuda", "mps") and self.dtype != torch.float32
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled)
@@ -48,18 +68,21 @@ class Restorer:
             return prepare(image.to(self.device)).float()
 
     @torch.inference_mode()
-    def __call__(self, tile: torch.Tensor, qmaps: torch.Tensor | None, context: Any = None) -> torch.Tensor:
+    def __call__(self, tile: torch.Tensor, qmaps: torch.Tensor | None, context: Any = None,
+                 noise: torch.Tensor | None = None) -> torch.Tensor:
         """Restore one (1, C, h, w) tile; returns (1, C, h, w) float32 in [0, 1] on the device."""
         args = [tile.to(self.device)]
         if self.needs_tables:
             args.append(qmaps.to(self.device))
+        if self.samples:
+            args.append(noise.to(self.device))
         with self._autocast():
             out = self.net(*args, context) if context is not None else self.net(*args)
         return out.float().clamp_(0, 1)
 
-    def restore(self, pixels, components=None, tile: int = 0):
+    def restore(self, pixels, components=None, tile: int = 0, seed: int = 0):
         """Convenience: restore (H, W, C) uint8 ``pixels`` and return uint8 (see engine.restore_pixels)."""
         from jpegfix.engine import restore_pixels
         from jpegfix.output import quantize
 
-        return quantize(restore_pixels(self, pixels, components, tile=tile), 8)
+        return quantize(restore_pixels(self, pixels, components, tile=tile, seed=seed), 8)
