@@ -26,7 +26,9 @@ def export_run(recipe, run_dir: Path, state: RunState, name: str, folder: Path, 
     A recipe with several trained networks may say which stage trains each
     (``recipe.stage_of(module) -> stage``): a network whose stage has not run in this run
     folder is not exported (it would be untrained), and its card's validation comes from its
-    own stage. A network may add facts to its card (``net.card_facts() -> dict``).
+    own stage. A network may add facts to its card (``net.card_facts() -> dict``). A recipe
+    that trains a variant of the registered architecture (One-to-Many without
+    shift-and-average) says how with ``recipe.arch_overrides(module) -> dict``.
     """
     checkpoint = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
     exports = recipe.exports()
@@ -38,7 +40,7 @@ def export_run(recipe, run_dir: Path, state: RunState, name: str, folder: Path, 
         if trained_by is not None and (not curve or stage not in (None, trained_by)):
             continue
         spec = MODELS.get(model_name)
-        net = spec.build()
+        net = spec.build(**getattr(recipe, "arch_overrides", lambda module: {})(module_name))
         net.load_state_dict(checkpoint["modules"][module_name])
         out_name = name if index == 0 else model_name
         card = {**_card(recipe, spec, state, out_name, command, curve), **getattr(net, "card_facts", dict)()}

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Callable
 
 from jpegfix.train.recipe import Recipe, apply_overrides
-from jpegfix.train.recipes import contrastive, cqr, qgcn
+from jpegfix.train.recipes import contrastive, cqr, one_to_many, qgcn
 
 # method -> (config class, recipe class)
 RECIPES: dict[str, tuple[type, Callable[..., Recipe]]] = {
     "qgcn": (qgcn.QGCNConfig, qgcn.QGCNRecipe),
     "contrastive": (contrastive.ContrastiveConfig, contrastive.ContrastiveRecipe),
     "cqr": (cqr.CQRConfig, cqr.CQRRecipe),
+    "one-to-many": (one_to_many.OneToManyConfig, one_to_many.OneToManyRecipe),
 }
 
 
