@@ -144,6 +144,18 @@ def psnr_b(reference: np.ndarray, test: np.ndarray, data_range: float = 255.0, b
     return float("inf") if total == 0 else float(10 * math.log10(data_range**2 / total))
 
 
+def period2_rms(image: np.ndarray) -> float:
+    """RMS amplitude, in grey levels, of the luma's 2-pixel-period patterns: the spectral
+    energy on the Nyquist row and column (vertical or horizontal period 2, which includes the
+    checkerboard) by Parseval. A stride-2 deconvolution's grid artifact lives there
+    (One-to-Many §3.2.2); natural photos have little."""
+    luma = rgb_to_y(image) if image.ndim == 3 and image.shape[2] == 3 else np.asarray(image, np.float64).reshape(image.shape[:2])
+    h, w = luma.shape[0] // 2 * 2, luma.shape[1] // 2 * 2
+    spectrum = np.abs(np.fft.fft2(luma[:h, :w] - luma[:h, :w].mean())) ** 2
+    nyquist = spectrum[h // 2, :].sum() + spectrum[:, w // 2].sum() - spectrum[h // 2, w // 2]
+    return float(math.sqrt(nyquist) / (h * w))
+
+
 def _channels_last(reference: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both images as float64 (H, W, C)."""
     if reference.shape != test.shape:

@@ -11,6 +11,7 @@ from jpegfix.cli.bench import bench_command
 from jpegfix.cli.info import info_command
 from jpegfix.cli.models import models_command
 from jpegfix.cli.probe import probe_command
+from jpegfix.cli.probe_candidates import probe_candidates_command
 from jpegfix.cli.probe_ranker import probe_ranker_command
 from jpegfix.cli.restore import restore_command
 from jpegfix.cli.train import train_command
@@ -25,6 +26,7 @@ app.command("models")(models_command)
 app.command("train")(train_command)
 app.command("probe-encoder")(probe_command)
 app.command("probe-ranker")(probe_ranker_command)
+app.command("probe-candidates")(probe_candidates_command)
 app.command("bench")(bench_command)
 
 
