@@ -55,19 +55,23 @@ def row(path: Path, box: tuple[int, int, int], model: str | None) -> Image.Image
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="model to show (default: the restore default)")
-    parser.add_argument("--out", type=Path, default=HERE / "before_after.png")
-    args = parser.parse_args()
-    rows = [row(HERE / name, box, args.model) for name, box in CROPS.items()]
+def save_sheet(rows: list[Image.Image], path: Path) -> None:
+    """Stack ``rows`` top to bottom on white with 8 px gaps and save the picture."""
     sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height + 8 for r in rows)), "white")
     top = 0
     for r in rows:
         sheet.paste(r, (0, top))
         top += r.height + 8
-    sheet.save(args.out, optimize=True)
-    print(f"wrote {args.out}")
+    sheet.save(path, optimize=True)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="model to show (default: the restore default)")
+    parser.add_argument("--out", type=Path, default=HERE / "before_after.png")
+    args = parser.parse_args()
+    save_sheet([row(HERE / name, box, args.model) for name, box in CROPS.items()], args.out)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from PIL import Image
 
 from jpegfix.engine import DEFAULT_TABLE_MODELS, load_restorer
 from jpegfix.jpeg import read_image
-from make_before_after import CROPS, HERE, crop, labelled
+from make_before_after import CROPS, HERE, crop, labelled, save_sheet
 
 COLOUR_EXAMPLES = [name for name in CROPS if "gray" not in name]
 
@@ -45,14 +45,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "candidates.png")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    rows = [row(HERE / name, CROPS[name], args.model, seeds) for name in COLOUR_EXAMPLES]
-    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height + 8 for r in rows)), "white")
-    top = 0
-    for r in rows:
-        sheet.paste(r, (0, top))
-        top += r.height + 8
-    sheet.save(args.out, optimize=True)
-    print(f"wrote {args.out}")
+    save_sheet([row(HERE / name, CROPS[name], args.model, seeds) for name in COLOUR_EXAMPLES], args.out)
 
 
 if __name__ == "__main__":
