@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -79,14 +80,16 @@ def jpeg_loss(image: torch.Tensor, quantized: list[torch.Tensor], tables: list[t
     return total / len(planes)
 
 
-def share_inside(image: torch.Tensor, quantized: torch.Tensor, table: torch.Tensor) -> float:
-    """Share of the luma DCT coefficients of ``image`` ((1, C, H, W) in [0, 1], block-aligned
-    with the file) that lie inside the file's quantization intervals
-    (``quantized`` (bh, bw, 8, 8) luma k, ``table`` (8, 8) luma table); partial blocks at the
-    right and bottom edges are left out. A hair of tolerance (1e-3 step) absorbs float
-    rounding at the interval edges."""
-    luma = jpeg_planes(image.double(), 1)[0]
+def share_inside(pixels: np.ndarray, quantized: np.ndarray, table: np.ndarray) -> float:
+    """Share of the luma DCT coefficients of ``pixels`` ((H, W, C) uint8, block-aligned with
+    the file) that lie inside the file's quantization intervals (``quantized`` (bh, bw, 8, 8)
+    luma k as jpeglib reads it, ``table`` (8, 8) luma table); partial blocks at the right and
+    bottom edges are left out. A hair of tolerance (1e-3 step) absorbs float rounding at the
+    interval edges."""
+    image = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))[None]).double() / 255
+    luma = jpeg_planes(image, 1)[0]
     bh, bw = luma.shape[-2] // BLOCK, luma.shape[-1] // BLOCK
     luma = luma[:, : bh * BLOCK, : bw * BLOCK]
-    excess = interval_excess(block_dct(luma)[0], quantized[:bh, :bw].double(), table.double())
+    k = torch.from_numpy(np.asarray(quantized[:bh, :bw], dtype=np.float64))
+    excess = interval_excess(block_dct(luma)[0], k, torch.from_numpy(np.asarray(table, dtype=np.float64)))
     return float((excess <= 1e-3).double().mean())

@@ -19,7 +19,6 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from jpegfix.dct import share_inside
 from jpegfix.engine import restore_pixels
@@ -47,9 +46,7 @@ def _restore(restorer: Restorer, pixels: np.ndarray, components, seed: int) -> n
 
 
 def _inside(image: np.ndarray, sample) -> float:
-    tensor = torch.from_numpy(image.transpose(2, 0, 1)[None].copy()).double() / 255
-    luma = torch.from_numpy(sample.quantized[0].astype(np.float64))
-    return share_inside(tensor, luma, torch.from_numpy(sample.components[0].table))
+    return share_inside(image, sample.quantized[0], sample.components[0].table)
 
 
 def probe_candidates(

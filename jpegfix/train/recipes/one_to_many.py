@@ -330,12 +330,10 @@ class OneToManyRecipe(RecipeData):
             outputs = []
             for seed in (0, 1):
                 noise = net.sample_noise(1, side, side, torch.Generator().manual_seed(seed)).to(ctx.device)
-                y = (net(x, maps, noise).clamp(0, 1) * 255).round() / 255
-                outputs.append(y)
-            out = (outputs[0][0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-            gains.append(psnr(clean, out) - psnr(clean, sample.decoded))
-            luma = torch.from_numpy(sample.quantized[0].astype(np.float64))
-            inside.append(share_inside(outputs[0].cpu(), luma, torch.from_numpy(sample.components[0].table)))
-            diversity.append(float((outputs[0] - outputs[1]).abs().mean()) * 255)
+                y = net(x, maps, noise).clamp(0, 1)
+                outputs.append((y[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8))
+            gains.append(psnr(clean, outputs[0]) - psnr(clean, sample.decoded))
+            inside.append(share_inside(outputs[0], sample.quantized[0], sample.components[0].table))
+            diversity.append(float(np.abs(outputs[0].astype(np.int16) - outputs[1]).mean()))
         return {"psnr_gain": float(np.mean(gains)), "inside": float(np.mean(inside)),
                 "diversity": float(np.mean(diversity)), "worst_gain": float(np.min(gains))}
