@@ -292,14 +292,13 @@ class OneToManyRecipe(RecipeData):
         return {k: v.item() for k, v in losses.items()}
 
     def _adversarial_step(self, batch, ctx) -> dict[str, float]:
-        clean = batch[1]
-        disc = ctx.net("disc")
-        with torch.no_grad(), ctx.autocast():
-            fake = ctx.net("net")(*batch[0:1], batch[2], batch[3])
-        with ctx.autocast():
-            d_loss = discriminator_loss(disc(clean).float(), disc(fake).float())
-        ctx.backward(d_loss, "disc")
+        # One generator forward serves both updates: D learns on the detached output, then G
+        # is scored by the updated D (the output does not depend on D's weights).
         output, losses = self._restoration_losses(batch, ctx)
+        disc = ctx.net("disc")
+        with ctx.autocast():
+            d_loss = discriminator_loss(disc(batch[1]).float(), disc(output.detach()).float())
+        ctx.backward(d_loss, "disc")
         with ctx.autocast():
             losses["naturalness"] = naturalness_loss(disc(output).float())
         ctx.backward(self._generator_loss(losses), "net")
