@@ -86,7 +86,7 @@ def share_inside(pixels: np.ndarray, quantized: np.ndarray, table: np.ndarray) -
     luma k as jpeglib reads it, ``table`` (8, 8) luma table); partial blocks at the right and
     bottom edges are left out. A hair of tolerance (1e-3 step) absorbs float rounding at the
     interval edges."""
-    image = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))[None]).double() / 255
+    image = torch.from_numpy(np.array(pixels.transpose(2, 0, 1)[None], dtype=np.float64)) / 255  # a copy: decoded arrays are read-only
     luma = jpeg_planes(image, 1)[0]
     bh, bw = luma.shape[-2] // BLOCK, luma.shape[-1] // BLOCK
     luma = luma[:, : bh * BLOCK, : bw * BLOCK]
