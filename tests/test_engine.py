@@ -21,6 +21,19 @@ def test_tiled_and_whole_image_agree_within_one_level(photo):
     assert np.abs(whole - tiled).max() <= 1 / 255
 
 
+@pytest.mark.parametrize("name", ["contrastive-color-s", "cqr-color-s", "one-to-many-color-s"])
+def test_blind_and_sampling_models_tile_within_one_level(name, photo):
+    restorer = tiny_restorer(name)
+    last = restorer.net.upsample if restorer.samples else restorer.net.tail[0]
+    torch.nn.init.normal_(last.weight, std=0.1)  # untrained, these networks return their input
+    components = ijg_components(20, 3) if restorer.needs_tables else None
+    pixels = photo[:160, :224]
+    whole = restore_pixels(restorer, pixels, components, tile=4096, seed=3)
+    tiled = restore_pixels(restorer, pixels, components, tile=96, overlap=32, seed=3)
+    assert whole.shape == tiled.shape == (160, 224, 3)
+    assert np.abs(whole - tiled).max() <= 1 / 255
+
+
 def test_global_vector_is_computed_once_per_image(photo, monkeypatch):
     restorer = tiny_restorer()
     calls = []

@@ -1,15 +1,13 @@
-import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from jpegfix.engine import RestoreOptions, choose_model, load_restorer, restore_pixels
+from jpegfix.engine import RestoreOptions, choose_model, load_restorer
 from jpegfix.errors import InputError
 from jpegfix.jpeg import read_image
 from jpegfix.models import MODELS
 from jpegfix.models.cqr import CQRNet, CQRRanker, WindowNonLocal
 
-from conftest import TINY_CQR, TINY_CQR_RANKER, save_jpeg, tiny_restorer
+from conftest import TINY_CQR, TINY_CQR_RANKER, save_jpeg
 from models.test_contrastive import count_macs
 
 
@@ -112,12 +110,3 @@ def test_costs_of_the_two_configurations():
     ranker = MODELS.get("cqr-ranker-color").build().eval()
     assert count_macs(ranker, torch.rand(1, 3, 96, 96)) < 0.05e6
 
-
-def test_tiles_and_whole_image_agree(photo):
-    restorer = tiny_restorer("cqr-color-s")
-    torch.nn.init.normal_(restorer.net.tail[0].weight, std=0.1)  # a non-trivial correction
-    pixels = photo[:160, :224]
-    whole = restore_pixels(restorer, pixels, None, tile=4096)
-    tiled = restore_pixels(restorer, pixels, None, tile=96, overlap=32)
-    assert whole.shape == tiled.shape == (160, 224, 3)
-    assert np.abs(whole - tiled).max() <= 1 / 255

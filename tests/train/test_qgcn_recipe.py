@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from jpegfix.engine import load_restorer
 from jpegfix.models import MODELS
@@ -14,16 +13,6 @@ from jpegfix.train.recipes import make_recipe
 from jpegfix.train.recipes.qgcn import QGCNConfig
 
 TINY_ARCH = dict(width=8, blocks=1, global_widths=(4, 4, 4, 4), global_hidden=16, global_dim=8)
-
-
-@pytest.fixture
-def folders(tmp_path, photo):
-    train_dir, val_dir = tmp_path / "train", tmp_path / "val"
-    train_dir.mkdir(), val_dir.mkdir()
-    for i in range(3):
-        Image.fromarray(photo[i * 100 : i * 100 + 160, 50:250]).save(train_dir / f"{i}.png")
-    Image.fromarray(photo[300:396, 300:428]).save(val_dir / "v.png")
-    return train_dir, val_dir
 
 
 @pytest.fixture
