@@ -240,8 +240,9 @@ class OneToManyRecipe(RecipeData):
                     f"{list(c.feature_layers)} ({c.ranker_weights or 'shipped weights'})")
         return {
             "quality_range": [c.quality_min, c.quality_max],
-            "loss": (f"perceptual (mean squared feature difference, {features}) + {c.jpeg_weight} x JPEG "
-                     f"(mean squared excess outside the file's quantization intervals, in steps) + "
+            "loss": (f"{c.perceptual_weight} x perceptual (mean squared feature difference, {features}) + "
+                     f"{c.jpeg_weight} x JPEG (mean squared excess outside the file's quantization intervals, "
+                     f"in steps) + {c.pixel_weight} x L1 (after {c.pixel_scale}x{c.pixel_scale} averaging) + "
                      f"{c.adversarial_weight} x naturalness (-log D) in stage adversarial"),
             "discriminator": f"Table 1 layout, widths {list(self.spec.extras['discriminator'])}, 3x3 convs",
             "optimizer": (f"Adam, cosine schedule per stage: proposal lr {c.proposal_lr}, betas ({c.proposal_beta1}, "
