@@ -12,8 +12,9 @@ The measurement component (paper §3.3) is three losses on the proposal network'
   every training patch here is a whole JPEG of its own (a crop compressed by itself), so all
   are aligned and the loss always applies.
 
-Three departures from the paper, all measured (CPU runs, validation on held-out crops): with the ranker as feature network the perceptual loss alone drew red lines along
-the block rows, because the ranker, trained on block-aligned crops, weighs block rows in its
+Three departures from the paper, all measured (CPU runs, validation on held-out crops):
+with the ranker as feature network the perceptual loss alone drew red lines along the block
+rows, because the ranker, trained on block-aligned crops, weighs block rows in its
 gradient (the gradient of its features is 1.27x the mean on block-boundary rows, flat across
 columns); it left PSNR 1.0 dB under the JPEG. Showing it output and original cropped at a
 random offset (``random_phase``) removed the lines; an L1 pixel term (``pixel_weight`` 1,
