@@ -61,9 +61,10 @@ def test_shipped_sampling_model_gives_distinct_reproducible_candidates_inside_th
     sample = compress_with_coefficients(clean, 20)
     first, second, again = (restorer.restore(sample.decoded, sample.components, seed=s) for s in (0, 1, 0))
     assert np.array_equal(first, again)
-    # Measured 0.19 grey levels for one-to-many-color-s (trained with an L1 term that pulls
-    # candidates together; README): the bar is that the noise changes the picture at all.
-    assert np.abs(first.astype(int) - second).mean() > 0.1
+    # one-to-many-gray-s (L1 on every candidate) differs by about 0.2 grey levels, the
+    # colour model (L1 on the candidates' mean + spread reward) by several: see the README.
+    threshold = 1.0 if restorer.spec.channels == 3 else 0.1
+    assert np.abs(first.astype(int) - second).mean() > threshold
     assert share_inside(first, sample.quantized[0], sample.components[0].table) > 0.95
 
 

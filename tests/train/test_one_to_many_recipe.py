@@ -1,4 +1,5 @@
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -107,6 +108,16 @@ def test_shift_average_ablation_is_exported_as_trained(tmp_path, folders, tiny_m
     state = train(recipe, tmp_path / "run", val_every=100)
     export_run(recipe, tmp_path / "run", state, "one-to-many-color-s", tmp_path / "w", "jpegfix train ...")
     assert json.loads((tmp_path / "w" / "one-to-many-color-s.json").read_text())["arch_args"]["shift_average"] is False
+
+
+def test_pixel_on_mean_trains_two_candidates_per_patch(tmp_path, folders, tiny_models):
+    recipe = make_recipe("one-to-many", SETTINGS + [f"ranker_weights={tiny_models}", "pixel_on_mean=true"],
+                         [folders[0]], [folders[1]], tmp_path / "c")
+    ctx = SimpleNamespace(device=torch.device("cpu"), modules={"net": recipe.build(None)["net"]})
+    batch = recipe._batches(ctx)(0)
+    assert len(batch[3]) == 2 * len(batch[0])  # two noise maps per patch
+    state = train(recipe, tmp_path / "run", val_every=100)
+    assert [p["stage"] for p in state.curve] == ["proposal", "adversarial"]
 
 
 def test_vgg16_state_dict_loads_and_gives_relu5_3(tmp_path):

@@ -23,7 +23,11 @@ at -0.8 dB after 300 steps where the losses without it stood at -1.1 dB. Third, 
 perceptual weight is 0.01, not 1: ranker features still pull against the photo, and at
 weight 0.1 the network sat at the JPEG (+0.05 dB after the 4000-step proposal stage, blocks
 kept, with a working discriminator -0.48 dB at the end) where at 0.01 it reached +0.57 dB
-and then removed the blocks while adding grain (``examples/candidates.png``).
+and then removed the blocks while adding grain. That L1, on every candidate, also pulled
+the candidates together (0.3 grey levels apart): ``pixel_on_mean`` puts it on the mean of
+two candidates per patch, and ``diversity_weight`` rewards their difference up to a cap;
+1000 steps of both on top of the run above gave 4-5 grey levels (``examples/candidates.png``).
+The mean alone did nothing for diversity (0.28 -> 0.31 in 1000 steps).
 
 Stage ``proposal`` is the paper's first epoch: perceptual + JPEG (+ L1), the discriminator
 neither trained nor used, plain Adam. Stage ``adversarial`` alternates one discriminator
@@ -92,6 +96,15 @@ class OneToManyConfig:
     # averaging (1 = plain L1; 0 weight = off). See the module docstring for why.
     pixel_weight: float = 1.0
     pixel_scale: int = 1
+    # Each patch gets two candidates (two noise maps) and the L1 compares their mean with the
+    # original: the pixel anchor then fixes the average, not every candidate, so they are
+    # free to differ where the other losses allow. Costs a second generator pass.
+    pixel_on_mean: bool = False
+    # With pixel_on_mean: reward the two candidates for differing, up to diversity_cap grey
+    # levels per pixel (mean absolute difference, capped so the JPEG loss and D, not this
+    # term, decide how far past that texture may go). 0 = off.
+    diversity_weight: float = 0.0
+    diversity_cap: float = 4.0
     perceptual_weight: float = 0.01  # see the module docstring
     random_phase: bool = True  # feature network sees output and original cropped at a random
     # offset: the ranker was trained on block-aligned crops and its gradient singles out block rows
@@ -243,8 +256,11 @@ class OneToManyRecipe(RecipeData):
             "quality_range": [c.quality_min, c.quality_max],
             "loss": (f"{c.perceptual_weight} x perceptual (mean squared feature difference, {features}) + "
                      f"{c.jpeg_weight} x JPEG (mean squared excess outside the file's quantization intervals, "
-                     f"in steps) + {c.pixel_weight} x L1 (after {c.pixel_scale}x{c.pixel_scale} averaging) + "
-                     f"{c.adversarial_weight} x naturalness (-log D) in stage adversarial"),
+                     f"in steps) + {c.pixel_weight} x L1 (after {c.pixel_scale}x{c.pixel_scale} averaging"
+                     f"{', of the mean of two candidates per patch' if c.pixel_on_mean else ''})"
+                     + (f" - {c.diversity_weight} x spread (mean |difference| of the two candidates, capped at "
+                        f"{c.diversity_cap} grey levels)" if c.pixel_on_mean and c.diversity_weight else "")
+                     + f" + {c.adversarial_weight} x naturalness (-log D) in stage adversarial"),
             "discriminator": f"Table 1 layout, widths {list(self.spec.extras['discriminator'])}, 3x3 convs",
             "optimizer": (f"Adam, cosine schedule per stage: proposal lr {c.proposal_lr}, betas ({c.proposal_beta1}, "
                           f"0.999); adversarial lr {c.lr}, betas ({c.beta1}, 0.999)"),
@@ -277,7 +293,8 @@ class OneToManyRecipe(RecipeData):
                 quantized += [tensor(bank.chroma[indices, 0]), tensor(bank.chroma[indices, 1])]
                 tables += [tensor(bank.tables[indices, 1]), tensor(bank.tables[indices, 2])]
             generator = torch.Generator().manual_seed(c.seed * 1_000_003 + step)
-            noise = net.sample_noise(len(indices), c.patch, c.patch, generator).to(ctx.device)
+            candidates = 2 if c.pixel_on_mean else 1
+            noise = net.sample_noise(candidates * len(indices), c.patch, c.patch, generator).to(ctx.device)
             phase = tuple(int(v) for v in torch.randint(0, 8, (2,), generator=generator)) if c.random_phase else None
             return degraded, clean, tensor(maps), noise, quantized, tables, phase
 
@@ -287,6 +304,10 @@ class OneToManyRecipe(RecipeData):
 
     def _restoration_losses(self, batch, ctx) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         degraded, clean, maps, noise, quantized, tables, phase = batch
+        pair = len(noise) // len(degraded)  # candidates per patch: 2 with pixel_on_mean
+        if pair > 1:
+            degraded, clean, maps = (torch.cat([t] * pair) for t in (degraded, clean, maps))
+            quantized, tables = ([torch.cat([t] * pair) for t in ts] for ts in (quantized, tables))
         with ctx.autocast():
             output = ctx.net("net")(degraded, maps, noise)
             seen, target = output, clean
@@ -299,12 +320,18 @@ class OneToManyRecipe(RecipeData):
         losses = {"perceptual": perceptual.float(), "jpeg": jpeg}
         if self.config.pixel_weight:
             k = self.config.pixel_scale
-            losses["pixel"] = F.l1_loss(F.avg_pool2d(output.float(), k), F.avg_pool2d(clean, k))
+            candidates = output.float().unflatten(0, (pair, -1))
+            mean = candidates.mean(0)
+            if pair > 1 and self.config.diversity_weight:
+                difference = (candidates[0] - candidates[1]).abs().clamp(max=self.config.diversity_cap / 255)
+                losses["spread"] = -difference.mean()
+            losses["pixel"] = F.l1_loss(F.avg_pool2d(mean, k), F.avg_pool2d(clean[: len(mean)], k))
         return output, losses
 
     def _generator_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         c = self.config
-        weights = {"perceptual": c.perceptual_weight, "jpeg": c.jpeg_weight, "naturalness": c.adversarial_weight, "pixel": c.pixel_weight}
+        weights = {"perceptual": c.perceptual_weight, "jpeg": c.jpeg_weight, "naturalness": c.adversarial_weight, "pixel": c.pixel_weight,
+                   "spread": c.diversity_weight}
         return sum(weights[name] * value for name, value in losses.items())
 
     def _proposal_step(self, batch, ctx) -> dict[str, float]:
