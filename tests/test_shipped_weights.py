@@ -61,10 +61,8 @@ def test_shipped_sampling_model_gives_distinct_reproducible_candidates_inside_th
     sample = compress_with_coefficients(clean, 20)
     first, second, again = (restorer.restore(sample.decoded, sample.components, seed=s) for s in (0, 1, 0))
     assert np.array_equal(first, again)
-    # one-to-many-gray-s (L1 on every candidate) differs by about 0.2 grey levels, the
-    # colour model (L1 on the candidates' mean + spread reward) by several: see the README.
-    threshold = 1.0 if restorer.spec.channels == 3 else 0.1
-    assert np.abs(first.astype(int) - second).mean() > threshold
+    # Measured 3-5 grey levels on LIVE1 (README); 0.2-0.3 before the spread reward.
+    assert np.abs(first.astype(int) - second).mean() > 1.0
     assert share_inside(first, sample.quantized[0], sample.components[0].table) > 0.95
 
 
