@@ -39,7 +39,7 @@ class Restorer:
     @property
     def samples(self) -> bool:
         """True for models whose output depends on a random noise map (several candidates)."""
-        return bool(getattr(self.net, "noise_channels", 0))
+        return self.spec.samples
 
     @property
     def noise_scale(self) -> int:
