@@ -305,27 +305,24 @@ class OneToManyRecipe(RecipeData):
     def _restoration_losses(self, batch, ctx) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         degraded, clean, maps, noise, quantized, tables, phase = batch
         pair = len(noise) // len(degraded)  # candidates per patch: 2 with pixel_on_mean
-        if pair > 1:
-            degraded, clean, maps = (torch.cat([t] * pair) for t in (degraded, clean, maps))
-            quantized, tables = ([torch.cat([t] * pair) for t in ts] for ts in (quantized, tables))
+        repeat = (lambda t: torch.cat([t] * pair)) if pair > 1 else (lambda t: t)
         with ctx.autocast():
-            output = ctx.net("net")(degraded, maps, noise)
-            seen, target = output, clean
+            output = ctx.net("net")(repeat(degraded), repeat(maps), noise)
+            seen, target = output, repeat(clean)
             if phase is not None:
                 crop = lambda image: image[..., phase[0] : phase[0] + self.config.patch - 8,
                                            phase[1] : phase[1] + self.config.patch - 8]
-                seen, target = crop(output), crop(clean)
+                seen, target = crop(seen), crop(target)
             perceptual = perceptual_loss(ctx.modules["features"], seen, target)
-        jpeg = jpeg_loss(output.float(), quantized, tables)
+        jpeg = jpeg_loss(output.float(), [repeat(k) for k in quantized], [repeat(q) for q in tables])
         losses = {"perceptual": perceptual.float(), "jpeg": jpeg}
+        candidates = output.float().unflatten(0, (pair, -1))  # (pair, N, C, H, W)
         if self.config.pixel_weight:
             k = self.config.pixel_scale
-            candidates = output.float().unflatten(0, (pair, -1))
-            mean = candidates.mean(0)
-            if pair > 1 and self.config.diversity_weight:
-                difference = (candidates[0] - candidates[1]).abs().clamp(max=self.config.diversity_cap / 255)
-                losses["spread"] = -difference.mean()
-            losses["pixel"] = F.l1_loss(F.avg_pool2d(mean, k), F.avg_pool2d(clean[: len(mean)], k))
+            losses["pixel"] = F.l1_loss(F.avg_pool2d(candidates.mean(0), k), F.avg_pool2d(clean, k))
+        if pair > 1 and self.config.diversity_weight:
+            difference = (candidates[0] - candidates[1]).abs().clamp(max=self.config.diversity_cap / 255)
+            losses["spread"] = -difference.mean()
         return output, losses
 
     def _generator_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
