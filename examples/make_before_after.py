@@ -47,11 +47,17 @@ def row(path: Path, box: tuple[int, int, int], model: str | None) -> Image.Image
     image = read_image(path)
     name, components, _ = choose_model(image, RestoreOptions(model=model))
     restored = load_restorer(name, "cpu").restore(image.pixels, components)
-    panels = [labelled(crop(image.pixels, box), f"{path.name} (decoded JPEG)"),
-              labelled(crop(restored, box), f"jpegfix {name}")]
-    out = Image.new("RGB", (sum(p.width for p in panels) + 8, panels[0].height), "white")
-    out.paste(panels[0], (0, 0))
-    out.paste(panels[1], (panels[0].width + 8, 0))
+    return side_by_side([labelled(crop(image.pixels, box), f"{path.name} (decoded JPEG)"),
+                         labelled(crop(restored, box), f"jpegfix {name}")])
+
+
+def side_by_side(panels: list[Image.Image]) -> Image.Image:
+    """Join ``panels`` left to right on white with 8 px gaps."""
+    out = Image.new("RGB", (sum(p.width for p in panels) + 8 * (len(panels) - 1), panels[0].height), "white")
+    left = 0
+    for panel in panels:
+        out.paste(panel, (left, 0))
+        left += panel.width + 8
     return out
 
 

@@ -17,25 +17,20 @@ from PIL import Image
 
 from jpegfix.engine import DEFAULT_TABLE_MODELS, load_restorer
 from jpegfix.jpeg import read_image
-from make_before_after import CROPS, HERE, crop, labelled, save_sheet
+from jpegfix.models.restorer import Restorer
+from make_before_after import CROPS, HERE, crop, labelled, save_sheet, side_by_side
 
 COLOUR_EXAMPLES = [name for name in CROPS if "gray" not in name]
 
 
-def row(path: Path, box: tuple[int, int, int], model: str, seeds: list[int]) -> Image.Image:
+def row(path: Path, box: tuple[int, int, int], pixel: Restorer, sampler: Restorer, seeds: list[int]) -> Image.Image:
     image = read_image(path)
-    pixel = DEFAULT_TABLE_MODELS[3]
     panels = [labelled(crop(image.pixels, box), f"{path.name} (decoded JPEG)"),
-              labelled(crop(load_restorer(pixel, "cpu").restore(image.pixels, image.components), box), f"{pixel} (L1)")]
-    sampler = load_restorer(model, "cpu")
+              labelled(crop(pixel.restore(image.pixels, image.components), box), f"{pixel.spec.name} (L1)")]
     for seed in seeds:
-        panels.append(labelled(crop(sampler.restore(image.pixels, image.components, seed=seed), box), f"{model}, seed {seed}"))
-    out = Image.new("RGB", (sum(p.width + 8 for p in panels), panels[0].height), "white")
-    left = 0
-    for panel in panels:
-        out.paste(panel, (left, 0))
-        left += panel.width + 8
-    return out
+        restored = sampler.restore(image.pixels, image.components, seed=seed)
+        panels.append(labelled(crop(restored, box), f"{sampler.spec.name}, seed {seed}"))
+    return side_by_side(panels)
 
 
 def main() -> None:
@@ -45,7 +40,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "candidates.png")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    save_sheet([row(HERE / name, CROPS[name], args.model, seeds) for name in COLOUR_EXAMPLES], args.out)
+    pixel, sampler = load_restorer(DEFAULT_TABLE_MODELS[3], "cpu"), load_restorer(args.model, "cpu")
+    save_sheet([row(HERE / name, CROPS[name], pixel, sampler, seeds) for name in COLOUR_EXAMPLES], args.out)
 
 
 if __name__ == "__main__":
