@@ -64,11 +64,12 @@ def _load() -> tuple[TableSet, ...]:
 
 ALL: tuple[TableSet, ...] = _load()
 
-# Named subsets: "realworld" is every set; the others select by kind.
+# Named subsets: "realworld" is every set; the others select by kind. No phone tables were
+# found in a source that could be read (see docs/tables.md), so "phone" is a kind with no
+# sets yet and "cameras" will include phones once they are added.
 NAMES: dict[str, tuple[str, ...]] = {
     "realworld": KINDS,
     "cameras": ("camera", "phone"),
-    "phones": ("phone",),
     "editors": ("editor",),
     "encoders": ("encoder", "standard"),
 }
