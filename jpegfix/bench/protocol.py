@@ -58,7 +58,7 @@ LUMA_GAIN = 255.0 / 219.0
 class BenchSettings:
     qualities: tuple[int | None, ...] = (10, 20, 30, 40)
     """IJG qualities 1..100; None is the clean image, not compressed (``--qf none``). With a
-    named table set only None is used (the set's tables replace the qualities)."""
+    named table set only None may be given (the set's tables replace the qualities)."""
     subsampling: str = "4:2:0"
     """Chroma subsampling of colour JPEGs: ``4:2:0`` (Pillow's default), ``4:2:2`` or ``4:4:4``."""
     channel: str | None = None
@@ -74,7 +74,7 @@ class BenchSettings:
         if self.tables != IJG_TABLES and any(q is not None for q in self.qualities):
             raise ValueError(f"--tables {self.tables} replaces the qualities; --qf may only be none with it")
         bad = [q for q in self.qualities if q is not None and not 1 <= q <= 100]
-        if bad or not self.qualities:
+        if bad or (not self.qualities and self.tables == IJG_TABLES):
             raise ValueError(f"JPEG qualities must be in 1..100, got {list(self.qualities)}")
         if self.subsampling not in ("4:2:0", "4:2:2", "4:4:4"):
             raise ValueError(f"subsampling must be 420, 422 or 444, got {self.subsampling!r}")

@@ -75,7 +75,7 @@ def bench_command(
 
     try:
         if qf is None:
-            qualities: list[int | None] = [10, 20, 30, 40] if tables == IJG_TABLES else [None]
+            qualities: list[int | None] = [10, 20, 30, 40] if tables == IJG_TABLES else []
         else:
             qualities = _qualities(qf)
         if subsampling not in SUBSAMPLINGS:
