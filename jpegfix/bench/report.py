@@ -201,20 +201,21 @@ def _cell(mean: Mean | None, published: bool, images: int, multiline: bool) -> s
     ssim_text = "-" if mean.ssim is None else f"{mean.ssim:.{_ssim_digits(mean.ssim) if published else 4}f}"
     psnrb_text = _fmt(mean.psnr_b)
     separator = "\n" if multiline else " / "
-    harm = harm_text(mean) if multiline else ""
+    harm = harm_text(mean, "\n") if multiline else ""
     return separator.join([psnr_text, ssim_text, psnrb_text] + ([harm] if harm else []))
 
 
-def harm_text(mean: Mean | None) -> str:
-    """``worse 3/12, 1 < -0.05, min -0.31``: images made worse, beyond tolerance, worst gain;
-    for a clean input ``vs input 47.10, min 41.20`` (PSNR of output against input, dB)."""
+def harm_text(mean: Mean | None, separator: str = ", ") -> str:
+    """``worse 3/12, 1 < -0.05, min -0.31``: images made worse, how many of them beyond
+    tolerance, worst gain (dB); for a clean input ``vs input 47.10, min 41.20`` (PSNR of the
+    outputs against their inputs, mean and lowest). ``separator`` goes before ``min``."""
     if mean is None:
         return ""
     if mean.worse is not None:
-        return (f"worse {mean.worse}/{mean.paired}, {mean.beyond_tolerance} < -{HARM_TOLERANCE_DB:g}, "
-                f"min {_signed(mean.worst)}")
+        return (f"worse {mean.worse}/{mean.paired}, {mean.beyond_tolerance} < -{HARM_TOLERANCE_DB:g}"
+                f"{separator}min {_signed(mean.worst)}")
     if mean.psnr_input is not None:
-        return f"vs input {_fmt(mean.psnr_input)}, min {_fmt(mean.psnr_input_min)}"
+        return f"vs input {_fmt(mean.psnr_input)}{separator}min {_fmt(mean.psnr_input_min)}"
     return ""
 
 
