@@ -180,7 +180,8 @@ def jpeg_round_trip(pixels: np.ndarray, column: Column, subsampling: str) -> tup
         options["quality"] = int(column.quality)
     else:
         # Pillow 13 takes qtables in natural row-major order (checked against jpeglib in the tests).
-        tables = [column.luma] + ([column.luma if column.chroma is None else column.chroma] if pixels.shape[2] == 3 else [])
+        chroma = column.luma if column.chroma is None else column.chroma
+        tables = [column.luma] + ([chroma] if pixels.shape[2] == 3 else [])
         options["qtables"] = [[int(v) for v in np.asarray(t).ravel()] for t in tables]
     image = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
     with tempfile.TemporaryDirectory(prefix="jpegfix-bench-") as folder:

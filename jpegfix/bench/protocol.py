@@ -320,7 +320,8 @@ def restore_with(restorer: Any, pixels: np.ndarray, components: list[ComponentTa
     raise JpegfixError(f"a {model_channels}-channel model cannot restore a {pixels.shape[2]}-channel image")
 
 
-def model_tables(restorer: Any, pixels: np.ndarray, components: list[ComponentTable] | None) -> list[ComponentTable] | None:
+def model_tables(restorer: Any, pixels: np.ndarray,
+                 components: list[ComponentTable] | None) -> list[ComponentTable] | None:
     """The tables ``restorer`` gets: the file's; for an input without tables, None for a
     blind model, and for a table-guided one what the restore engine's model choice gives a
     PNG of these pixels (recovered tables where the engine can recover them).

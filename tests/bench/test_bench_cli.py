@@ -150,7 +150,8 @@ def test_named_table_set_and_422_and_requality(tmp_path, tiny_set, no_peers, mon
 
     from bench_helpers import FakeTableSet, fake_table_sets
 
-    module = fake_table_sets({"phones": [FakeTableSet("cam-a", ijg_table(85) + 1), FakeTableSet("cam-b", ijg_table(60))]})
+    module = fake_table_sets({"phones": [FakeTableSet("cam-a", ijg_table(85) + 1),
+                                         FakeTableSet("cam-b", ijg_table(60))]})
     monkeypatch.setitem(sys.modules, "jpegfix.table_sets", module)
     monkeypatch.setattr(jpegfix, "table_sets", module, raising=False)
     markdown_path = tmp_path / "bench.md"
@@ -165,7 +166,8 @@ def test_named_table_set_and_422_and_requality(tmp_path, tiny_set, no_peers, mon
     assert "Harm: images made worse" not in text  # no model row, so no harm table
     bad = runner.invoke(app, ["bench", "-d", str(tiny_set), "--tables", "cameras", "--peers-dir", no_peers])
     assert bad.exit_code == 2 and "--tables must be ijg or one of phones; got 'cameras'" in bad.stderr
-    mixed = runner.invoke(app, ["bench", "-d", str(tiny_set), "--tables", "phones", "--qf", "50", "--peers-dir", no_peers])
+    mixed = runner.invoke(app, ["bench", "-d", str(tiny_set), "--tables", "phones", "--qf", "50",
+                                "--peers-dir", no_peers])
     assert mixed.exit_code == 2 and "--qf may only be none" in mixed.stderr
     assert np.array_equal(module.named("phones")[1].luma, ijg_table(60))
 
