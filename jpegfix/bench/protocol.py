@@ -47,6 +47,7 @@ from jpegfix.bench.datasets import Dataset
 from jpegfix.errors import JpegfixError
 from jpegfix.jpeg import ComponentTable
 from jpegfix.metrics import PSNR_B_VARIANT, SSIM_VARIANT, psnr, psnr_b, rgb_to_y, ssim
+from jpegfix.models.restorer import Restorer
 
 SUBSAMPLINGS = {"420": "4:2:0", "422": "4:2:2", "444": "4:4:4", "4:2:0": "4:2:0", "4:2:2": "4:2:2", "4:4:4": "4:4:4"}
 CHANNELS = ("rgb", "y")
@@ -69,6 +70,10 @@ class BenchSettings:
     """``ijg`` (IJG tables at each quality) or the name of a real-world table set."""
     degradation: Degradation = Degradation()
     """Applied to every column's decoded image before the models see it."""
+    project: bool = True
+    """Table-guided results are projected into the file's quantization intervals (restore's default)."""
+    ensemble: bool = False
+    """x8 self-ensemble (restore --ensemble)."""
 
     def __post_init__(self) -> None:
         if self.tables != IJG_TABLES and any(q is not None for q in self.qualities):
@@ -287,7 +292,7 @@ def _score_case(run: DatasetRun, path: Path, clean: np.ndarray, column: Column, 
     for name, restorer in models:
         try:
             start = time.perf_counter()
-            restored = restore_with(restorer, case.pixels, case.components)
+            restored = restore_with(restorer, case.pixels, case.components, settings)
             seconds = time.perf_counter() - start
             if restored.shape != case.pixels.shape or restored.dtype != np.uint8:
                 raise JpegfixError(f"{name} returned {restored.dtype} {restored.shape}, "
@@ -300,21 +305,26 @@ def _score_case(run: DatasetRun, path: Path, clean: np.ndarray, column: Column, 
             fail(name, error)
 
 
-def restore_with(restorer: Any, pixels: np.ndarray, components: list[ComponentTable] | None) -> np.ndarray:
+def restore_with(restorer: Any, pixels: np.ndarray, components: list[ComponentTable] | None,
+                 settings: BenchSettings | None = None) -> np.ndarray:
     """Restore (H, W, C) uint8 ``pixels`` with ``restorer``, given the input file's tables
     (None: pixels only), running a grey model on the luma of a colour image (see the module
-    docstring).
+    docstring). ``settings`` carries restore's test-time options (projection, ensemble) to
+    jpegfix's own models; peers run as published.
 
     Raises:
         Refused: the model needs tables, the input has none and none could be recovered.
     """
     model_channels = restorer.spec.channels
+    options = {}
+    if settings is not None and isinstance(restorer, Restorer):
+        options = dict(project=settings.project, ensemble=settings.ensemble)
     if model_channels == pixels.shape[2]:
-        return restorer.restore(pixels, model_tables(restorer, pixels, components))
+        return restorer.restore(pixels, model_tables(restorer, pixels, components), **options)
     if model_channels == 1 and pixels.shape[2] == 3:
         luma = rgb_to_y(pixels)[..., None]
         luma_tables = model_tables(restorer, luma, components[:1] if components else None)
-        restored = restorer.restore(luma, luma_tables)[..., 0]
+        restored = restorer.restore(luma, luma_tables, **options)[..., 0]
         change = (restored.astype(np.float64) - luma[..., 0]) * LUMA_GAIN
         return np.clip(np.floor(pixels + change[..., None] + 0.5), 0, 255).astype(np.uint8)
     raise JpegfixError(f"a {model_channels}-channel model cannot restore a {pixels.shape[2]}-channel image")
@@ -389,6 +399,7 @@ def describe_protocol(settings: BenchSettings, models: list[tuple[str, Any]], ta
         "table_set": settings.tables,
         "tables": tables,
         "degradation": settings.degradation.describe(),
+        "test_time": {"projection": settings.project, "ensemble": settings.ensemble},
         "resize_filter": RESIZE_FILTER if settings.degradation.resize is not None else None,
         "inputs_without_tables": "table-guided models get the restore engine's choice for a PNG of the pixels, "
                                  "or are refused for that image",

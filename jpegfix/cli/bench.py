@@ -46,6 +46,8 @@ def bench_command(
         "--subsampling", help="Chroma subsampling of colour JPEGs: 420, 422 or 444.")] = "420",
     channel: Annotated[Optional[str], typer.Option(
         "--channel", help="Score colour sets on rgb or y (MATLAB BT.601 luma); grey sets are always y.")] = None,
+    project: Annotated[bool, typer.Option("--projection/--no-projection", help="Project table-guided results into the file's quantization intervals, as restore does by default.")] = True,
+    ensemble: Annotated[bool, typer.Option("--ensemble", help="x8 self-ensemble of jpegfix's models, as restore --ensemble.")] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Use the first N images of each set.")] = None,
     save_images: Annotated[Optional[Path], typer.Option("--save-images", help="Keep decoded and restored images here (PNG).")] = None,
     json_output: JsonOpt = False,
@@ -87,7 +89,8 @@ def bench_command(
             if value is not None and value < 1:
                 raise ValueError(f"{option} must be at least 1, got {value}")
         degradation = Degradation(requality, resize, _shift(shift) if shift is not None else None)
-        settings = BenchSettings(tuple(qualities), SUBSAMPLINGS[subsampling], channel, save_images, tables, degradation)
+        settings = BenchSettings(tuple(qualities), SUBSAMPLINGS[subsampling], channel, save_images, tables, degradation,
+                                 project, ensemble)
         plan_columns(settings)  # an unknown table set is bad input, before any model loads
         names = _split(dataset) if dataset else ([] if speed else ["live1"])
         sets = [data_sets.resolve_dataset(name, data_root, limit=limit) for name in names]

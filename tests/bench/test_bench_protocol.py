@@ -152,3 +152,15 @@ def test_real_restorer_contract_runs_through_the_protocol(colour_set):
     result = run_benchmark([colour_set], [("qgcn-color-s", restorer)], BenchSettings(qualities=(10,)))
     run = result.datasets[0]
     assert run.failures == [] and len([s for s in run.scores if s.model == "qgcn-color-s"]) == 3
+
+
+def test_test_time_options_reach_jpegfix_models_and_not_peers(colour_set, monkeypatch):
+    from conftest import tiny_restorer
+
+    restorer, seen = tiny_restorer("qgcn-color-s"), []
+    real = type(restorer).restore
+    monkeypatch.setattr(type(restorer), "restore", lambda self, *a, **k: seen.append(k) or real(self, *a, **k))
+    settings = BenchSettings(qualities=(10,), project=False, ensemble=True)
+    result = run_benchmark([colour_set], [("qgcn-color-s", restorer), ("fake", FakeRestorer("fake", 3))], settings)
+    assert result.datasets[0].failures == [] and seen[0] == {"project": False, "ensemble": True}
+    assert result.protocol["test_time"] == {"projection": False, "ensemble": True}
