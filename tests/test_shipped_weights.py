@@ -76,3 +76,16 @@ def test_shipped_ranker_reads_the_quality_of_unseen_photos(name, photo, grey_pho
     readouts = [read_quality(ranker, name, jpeg_roundtrip(clean, q)) for q in (10, 30, 60, 90)]
     assert [r.score for r in readouts] == sorted(r.score for r in readouts)
     assert abs(readouts[0].quality - 10) <= 10 and readouts[-1].quality >= 70
+
+
+@pytest.mark.parametrize("name", sorted(set(DEFAULT_TABLE_MODELS.values()) & set(SHIPPED)))
+@pytest.mark.parametrize("quality", [90, 95, 100])
+def test_table_guided_defaults_leave_good_jpegs_no_worse(name, quality, tmp_path, photo, grey_photo):
+    """The rule: a restorer never makes a photo worse. Measured on LIVE1, Classic5 and
+    BSDS500 by `jpegfix bench` (README); here on photos no training set holds."""
+    restorer = load_restorer(name, "cpu", download=False)
+    for index, clean in enumerate(crops(photo, grey_photo, restorer.spec.channels)):
+        jpeg = read_image(save_jpeg(tmp_path / f"{index}.jpg", clean.squeeze(), quality=quality))
+        restored = restorer.restore(jpeg.pixels, jpeg.components)
+        gain = psnr(clean, restored) - psnr(clean, jpeg.pixels)
+        assert gain > -0.05, f"{name} loses {-gain:.2f} dB on crop {index} at quality {quality}"

@@ -71,7 +71,7 @@ def _card(recipe, spec, state: RunState, name: str, command: str, curve: list[di
         "device": _device_name(),
         "torch_version": torch.__version__,
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "validation": {k: v for k, v in final.items() if k not in ("stage", "step", "seconds")},
+        "validation": {k: v for k, v in final.items() if k not in ("stage", "step", "seconds", "cpu_seconds")},
         "validation_curve": state.curve,
         "hub": {"repo": spec.hub_repo, "revision": spec.hub_revision},
     }
