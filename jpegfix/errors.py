@@ -27,3 +27,7 @@ class MissingWeightsError(JpegfixError):
 
 class DataError(JpegfixError):
     """A data set or training folder is missing or empty."""
+
+
+class DeviceError(JpegfixError):
+    """A requested device does not exist or is not available (cuda on a CPU build, cuda:99)."""
