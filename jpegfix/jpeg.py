@@ -23,6 +23,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -30,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from jpegfix.errors import InputError, InvalidTablesError
 from jpegfix.limits import check_memory
 from jpegfix.markers import JpegHeader, read_header
+from jpegfix.paths import special_kind
 
 DEFAULT_MAX_PIXELS = 150_000_000
 """Refuse larger images unless the caller raises the limit (a 150 MP photo needs ~2 GB of pixels alone)."""
@@ -122,17 +124,24 @@ def read_image(
         InputError: not a regular file, empty, truncated, unreadable, unsupported or too
             large; the message names the reason in one line.
     """
-    data = read_regular_file(Path(path))
-    if not data:
-        raise InputError("empty file (0 bytes)")
-    header = read_header(data) if data[:2] == b"\xff\xd8" else None
+    with open_regular_file(Path(path)) as file:
+        return _read_open_file(file, max_pixels, max_memory)
+
+
+def _read_open_file(file: BinaryIO, max_pixels: int, max_memory: float | None) -> DecodedImage:
+    # A JPEG is read whole: its markers are walked from the bytes. Other formats are decoded
+    # straight from the file, so an oversized one is refused having read its header only.
+    is_jpeg = file.read(2) == b"\xff\xd8"
+    file.seek(0)
+    source: BinaryIO = io.BytesIO(file.read()) if is_jpeg else file
+    header = read_header(source.getvalue()) if is_jpeg else None
     if header is not None and header.problem:
         raise InputError(f"corrupt JPEG: {header.problem}")
     if header is not None and header.coding not in SUPPORTED_CODING:
         raise InputError(f"{header.coding or 'unrecognised'} JPEG coding is not supported")
     notes: list[str] = []
     with _decoder_messages(notes):
-        image = _open_pillow(data)
+        image = _open_pillow(source)
         channels = 1 if image.mode in _GREY_MODES else 3
         check_pixels(image.width, image.height, max_pixels)
         if max_memory is not None:
@@ -150,35 +159,33 @@ def read_image(
     return decoded
 
 
-def read_regular_file(path: Path) -> bytes:
-    """All bytes of ``path``, refusing anything but a regular file without blocking on it
-    (opening a named pipe for reading would wait for a writer forever).
+@contextlib.contextmanager
+def open_regular_file(path: Path) -> Iterator[BinaryIO]:
+    """``path`` opened for reading, refusing anything but a non-empty regular file without
+    blocking on it (opening a named pipe normally waits for a writer forever).
 
     Raises:
-        InputError: not a regular file, or the file cannot be read.
+        InputError: not a regular file, empty, or the file cannot be read.
     """
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as error:
         raise InputError(f"cannot read file: {error.strerror or error}") from None
     try:
-        kind = _file_kind(os.fstat(descriptor).st_mode)
-        if kind != "regular file":
-            raise InputError(f"not a regular file ({kind})")
-        chunks = []
-        while chunk := os.read(descriptor, 1 << 24):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError as error:
-        raise InputError(f"cannot read file: {error.strerror or error}") from None
-    finally:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise InputError(f"not a regular file ({special_kind(status.st_mode)})")
+        if status.st_size == 0:
+            raise InputError("empty file (0 bytes)")
+        file = os.fdopen(descriptor, "rb")
+    except BaseException:
         os.close(descriptor)
-
-
-def _file_kind(mode: int) -> str:
-    kinds = [(stat.S_ISREG, "regular file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
-             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
-    return next((name for test, name in kinds if test(mode)), "special file")
+        raise
+    with file:
+        try:
+            yield file
+        except OSError as error:  # EIO and the like while reading; decoding errors are InputErrors
+            raise InputError(f"cannot read file: {error.strerror or error}") from None
 
 
 @contextlib.contextmanager
@@ -243,9 +250,9 @@ def check_pixels(width: int, height: int, max_pixels: int) -> None:
         )
 
 
-def _open_pillow(data: bytes) -> Image.Image:
+def _open_pillow(source: BinaryIO) -> Image.Image:
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(source)
     except UnidentifiedImageError:
         raise InputError("not an image (unknown file format)") from None
     except Exception as error:  # Pillow raises many types for corrupt headers

@@ -35,6 +35,9 @@ STALE_AFTER_S = 10.0
 not yet locked, is never taken for a dead run's."""
 
 
+_SWEPT: set[Path] = set()
+
+
 class TargetExistsError(OutputError):
     """The final name was taken (by an earlier run, or a concurrent one) and overwrite is off."""
 
@@ -47,7 +50,9 @@ def write_exclusive(target: Path, write: Callable[[Path], None], *, overwrite: b
         OSError: the folder is not writable, the disk is full, ...; the temporary is removed.
     """
     folder = target.parent
-    remove_stale_temporaries(folder)
+    if folder not in _SWEPT:  # once per folder and process: a batch must not rescan for every file
+        remove_stale_temporaries(folder)
+        _SWEPT.add(folder)
     with _temporary(folder) as temporary:
         write(temporary)
         _fsync_file(temporary)
