@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 from typing import Annotated, Optional
@@ -51,6 +52,8 @@ def main() -> None:
     third-party libraries one line each, and a closed stdout pipe ends output quietly."""
     tolerate_closed_stdout()
     warnings.showwarning = _one_line_warning
+    # SIGTERM unwinds like Ctrl-C, so a file being written removes its temporary on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         code = app(standalone_mode=False, prog_name="jpegfix")
     except typer.Abort:
