@@ -236,3 +236,39 @@ def _latch_tables(payload: bytes, tables: dict[int, np.ndarray], header: JpegHea
                 f"component {index + 1} uses quantization table {component.table}, which the file never defines")
             return
         component.latched = tables[component.table].copy()
+
+
+# -- PNG: the same question for a deflate stream -----------------------------------------
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DEFLATE_MAX_RATIO = 1032
+"""Deflate codes at best 258 repeated bytes in 2 bits (one length and one distance code of one
+bit each), so no stream is smaller than its output / 1032."""
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def png_problem(data: bytes) -> str | None:
+    """Why a PNG cannot hold the picture its header declares, or None.
+
+    Pillow decodes a PNG whose compressed stream ends early without complaint (the missing
+    rows stay black), so a 200-byte file declaring 195 MP would be decoded and restored in
+    full. Counting the IDAT bytes against the deflate bound refuses it from the header.
+    """
+    if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 29:
+        return None
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    depth, colour = data[24], data[25]
+    if colour not in _PNG_CHANNELS:
+        return None
+    raw = height * (1 + -(-width * depth * _PNG_CHANNELS[colour] // 8))
+    coded, position = 0, 8
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        if data[position + 4 : position + 8] == b"IDAT":
+            coded += min(length, len(data) - position - 8)
+        position += 12 + length
+    needed = raw // DEFLATE_MAX_RATIO
+    if coded >= needed:
+        return None
+    return (f"declares {width}x{height} pixels but holds {coded:,} bytes of image data, fewer than the "
+            f"{needed:,} any complete file of that size needs (truncated, or a decompression bomb)")

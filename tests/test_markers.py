@@ -85,3 +85,22 @@ def test_truncated_headers_and_garbage_never_raise(photo):
     rng = np.random.default_rng(0)
     for _ in range(200):
         scan_jpeg(b"\xff\xd8" + rng.integers(0, 256, 300, dtype=np.uint8).tobytes())
+
+
+def test_png_byte_count_against_the_deflate_bound():
+    import struct
+    import zlib
+
+    from jpegfix.markers import png_problem
+
+    def png(width, height, rows):
+        def chunk(kind, body):
+            return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        stream = zlib.compressobj(9)
+        body = b"".join(stream.compress(bytes(1 + 3 * width)) for _ in range(rows)) + stream.flush()
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+    assert png_problem(png(2000, 2000, 2000)) is None  # all-black: the best case for deflate still passes
+    assert "decompression bomb" in png_problem(png(15000, 13000, 8))
+    assert png_problem(b"\x89PNG\r\n\x1a\n") is None and png_problem(b"not a png") is None
