@@ -30,7 +30,7 @@ from PIL import Image, UnidentifiedImageError
 
 from jpegfix.errors import InputError, InvalidTablesError
 from jpegfix.limits import check_memory
-from jpegfix.markers import JpegHeader, read_header
+from jpegfix.markers import JpegHeader, png_problem, read_header
 from jpegfix.paths import special_kind
 
 DEFAULT_MAX_PIXELS = 150_000_000
@@ -148,6 +148,10 @@ def _read_open_file(file: BinaryIO, max_pixels: int, max_memory: float | None) -
             check_memory(image.width, image.height, channels, max_memory)
         if header is not None:
             components, problem = _header_components(header, channels)  # before decoding: a missing table is named
+        if image.format == "PNG":  # Pillow leaves the rows of a cut-short PNG black, without an error
+            png_trouble = png_problem(_whole(source))
+            if png_trouble:
+                raise InputError(f"corrupt PNG: {png_trouble}")
         _load(image)
         decoded = _decoded_pixels(image, notes)
     decoded.notes = notes
@@ -157,6 +161,13 @@ def _read_open_file(file: BinaryIO, max_pixels: int, max_memory: float | None) -
         if components is not None and channels == 3:
             decoded.subsampling = subsampling_name(np.array([(c.vertical, c.horizontal) for c in header.components]))
     return decoded
+
+
+def _whole(source: BinaryIO) -> bytes:
+    """All bytes of ``source`` without moving its position (the decoder's)."""
+    if isinstance(source, io.BytesIO):
+        return source.getvalue()
+    return os.pread(source.fileno(), os.fstat(source.fileno()).st_size, 0)
 
 
 @contextlib.contextmanager
