@@ -12,8 +12,9 @@ a forked child, with the models loaded once in the parent. The contract checked 
 
 - ``ok``: a PNG that decodes was written; ``failed``: a one-line reason, nothing written;
 - nothing printed by anyone (warnings, libjpeg messages): output of the child is a ``leak``;
-- no exception escapes (``traceback``), no signal death (``crash``), no run past ``timeout``
-  (``hang``; ``slow`` when the file declares 1 MP or more, which may take that long); the input file is left byte for byte as it was (``input-changed``).
+- no exception escapes (``traceback``), no signal death (``crash``), no more than ``timeout``
+  seconds of CPU time and no block of more than six times that on the wall clock (``hang``;
+  ``slow`` when the file declares 1 MP or more, which may take that long); the input file is left byte for byte as it was (``input-changed``).
 
 The child's peak resident memory (``wait4``) and time are recorded with the size the file
 declares, so the limits for small images can be checked. Run ``python -m jpegfix.fuzz
@@ -27,6 +28,7 @@ import io
 import json
 import os
 import random
+import resource
 import signal
 import struct
 import sys
@@ -57,6 +59,9 @@ class Case:
     outcome: str = ""
     detail: str = ""
     seconds: float = 0.0
+    """Wall-clock time of the case."""
+    cpu_seconds: float = 0.0
+    """CPU time of the case (user + system): what the machine's load cannot inflate."""
     peak_mb: float = 0.0
 
 
@@ -66,6 +71,7 @@ class Summary:
     outcomes: dict[str, int] = field(default_factory=dict)
     small_cases: int = 0
     small_max_seconds: float = 0.0
+    small_max_cpu_seconds: float = 0.0
     small_max_peak_mb: float = 0.0
     max_peak_mb: float = 0.0
     max_seconds: float = 0.0
@@ -283,9 +289,10 @@ class Runner:
             os.close(reader)
             self._child(source, target, log, writer)
         os.close(writer)
-        status, usage, timed_out = _wait(pid, self.timeout)
+        status, usage, timed_out = _wait(pid, max(60.0, 6 * self.timeout))
         case.seconds = round(time.perf_counter() - started, 3)
-        case.peak_mb = round(usage.ru_maxrss / 1024, 1) if usage else 0.0
+        case.cpu_seconds = round(usage.ru_utime + usage.ru_stime, 3)
+        case.peak_mb = round(usage.ru_maxrss / 1024, 1)
         with os.fdopen(reader, "rb") as pipe:
             report = pipe.read().decode("utf-8", "replace")
         printed = log.read_text("utf-8", "replace") if log.exists() else ""
@@ -299,6 +306,8 @@ class Runner:
     def _child(self, source: Path, target: Path, log: Path, writer: int) -> None:
         code = 0
         try:
+            limit = int(self.timeout + 0.999)
+            resource.setrlimit(resource.RLIMIT_CPU, (limit, limit + 1))  # SIGXCPU past the bound
             descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(descriptor, 1)
             os.dup2(descriptor, 2)
@@ -331,7 +340,9 @@ def _wait(pid: int, timeout: float):
 def _judge(status: int, timed_out: bool, report: str, printed: str, data: bytes, source: Path,
            target: Path) -> tuple[str, str]:
     if timed_out:
-        return "hang", "killed at the time limit"
+        return "hang", "blocked: killed at the wall-clock limit"
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU:
+        return "hang", "over the CPU-time limit"
     if os.WIFSIGNALED(status):
         return "crash", f"killed by signal {os.WTERMSIG(status)}"
     if report.startswith("TRACEBACK"):
@@ -405,6 +416,7 @@ def _count(summary: Summary, case: Case) -> None:
     if _small(case):
         summary.small_cases += 1
         summary.small_max_seconds = max(summary.small_max_seconds, case.seconds)
+        summary.small_max_cpu_seconds = max(summary.small_max_cpu_seconds, case.cpu_seconds)
         summary.small_max_peak_mb = max(summary.small_max_peak_mb, case.peak_mb)
 
 
@@ -412,13 +424,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jpegfix.fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=200, help="mutated files to run (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the seeds and the mutations")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a case counts as a hang")
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        help="CPU seconds before a case counts as a hang (a blocked case: 6x this on the clock, at least 60)")
     parser.add_argument("--report", type=Path, help="write the summary and every case as JSON here")
     parser.add_argument("--keep", type=Path, help="save inputs of bad cases in this folder")
+    parser.add_argument("--log", type=Path, help="append each case as a JSON line here as it finishes")
     args = parser.parse_args(argv)
     started = time.time()
 
+    log = args.log.open("a", buffering=1) if args.log else None
+
     def progress(case: Case) -> None:
+        if log:
+            log.write(json.dumps(asdict(case)) + "\n")
         if case.outcome in BAD_OUTCOMES or (case.index + 1) % 250 == 0:
             print(f"{case.index + 1}/{args.cases} {case.outcome} {case.seed} {'; '.join(case.mutations)} "
                   f"{case.detail[:120]}", file=sys.stderr, flush=True)
