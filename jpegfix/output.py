@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from jpegfix.jpeg import DecodedImage
+from jpegfix.jpeg import DecodedImage, open_regular_file
 from jpegfix.writer import write_exclusive
 
 # EXIF orientation -> how to turn a stored (H, W, ...) array upright.
@@ -67,13 +67,13 @@ def write_png(path: Path, restored: np.ndarray, source: DecodedImage, bits: int 
 def is_complete_png(path: Path) -> bool:
     """Whether ``path`` is a PNG whose every chunk is present with a valid checksum (what
     --skip-existing trusts; a 0-byte or cut-off file from an older crash is not complete)."""
-    try:
-        with Image.open(path) as image:
+    try:  # opened like an input: a named pipe in the output folder must not block the run
+        with open_regular_file(path) as file, Image.open(file) as image:
             if image.format != "PNG":
                 return False
             image.verify()
         return True
-    except Exception:  # any decoding problem means "not a complete output"
+    except Exception:  # any reading or decoding problem means "not a complete output"
         return False
 
 
