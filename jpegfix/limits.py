@@ -3,10 +3,11 @@
 A 6 KB JPEG can declare 12000x12000 pixels; decoding it first and finding out later took 11
 minutes and 7.5 GB. So the size the header declares is turned into an estimated peak before
 any pixel is decoded, and the image is refused in one line when the estimate is over the
-budget. The figures are measured (``/usr/bin/time -v`` on ``jpegfix restore``, CPU, shipped
-models; docs/reliability.md): the process itself plus one tile of network activations is a
-fixed cost, and the whole-image buffers (decoded pixels, float copies, quantization maps,
-the blended result, the PNG encoder's input) grow with the pixel count.
+budget. The figures are measured (``/usr/bin/time -v`` on ``jpegfix restore`` of 2, 6 and 12 MP
+colour JPEGs, CPU, shipped qgcn-color-s; docs/reliability.md): the process itself plus one tile
+of network activations is a fixed cost, and the whole-image buffers (decoded pixels, float
+copies, quantization maps, the blended result, the PNG encoder's input) grow with the pixel
+count. Estimates err high: the 12 MP restore peaked at 1.81 GB against 2.27 GB estimated.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ import math
 
 from jpegfix.errors import InputError
 
-BASE_BYTES = 2.2 * 2**30
-"""Interpreter, torch, model weights and one CPU tile of activations (the engine's tile
-budget is 1.5 GiB); measured peak of a 2 MP colour restore, rounded up."""
-BYTES_PER_PIXEL = {3: 64, 1: 32}
-"""Whole-image bytes per pixel by channel count, measured as the slope of peak memory
-between 6 and 12 MP restores, rounded up."""
+BASE_BYTES = 1.6e9
+"""Interpreter, torch, model weights and one CPU tile of activations (tile budget 1.5 GiB).
+Measured: peak RSS of a colour restore is 1.54 GB at 6 MP and 1.81 GB at 12 MP (both tiled),
+a line through 1.27 GB at 0 MP; rounded up."""
+BYTES_PER_PIXEL = {3: 56, 1: 32}
+"""Whole-image bytes per pixel by channel count. Colour: the measured slope between the 6 and
+12 MP restores is 45 B/px (decoded pixels, float copy, maps, blended result and its
+normalisation, 8-bit quantization); 56 adds 25%. Grey: the same buffers with one channel
+where colour has three (about 25 B/px counted), 32 with the margin."""
 DEFAULT_MAX_MEMORY_GB = 8.0
-"""Default budget: a 60 MP colour photo fits (about 5.8 GB); a 144 MP decompression bomb
-(about 11 GB) is refused before decoding."""
+"""Default budget: a 60 MP colour photo is estimated at 5.0 GB, the largest colour image that
+fits is about 114 MP, and a 144 MP one (9.7 GB) is refused before decoding."""
 
 
 def estimated_peak(width: int, height: int, channels: int) -> float:

@@ -19,8 +19,8 @@ _MEMORY_HELP = (
     f"Refuse, before decoding, images whose restore would need more memory than this many GB. "
     f"The estimate comes from the size the header declares: about {_BASE / 1e9:.1f} GB "
     f"(program, model, one tile) + {BYTES_PER_PIXEL[3]} bytes per colour pixel or {BYTES_PER_PIXEL[1]} "
-    f"per grey pixel (measured on CPU restores); the default fits a 60 MP colour photo and refuses "
-    f"a 144 MP one in well under a second."
+    f"per grey pixel (measured on CPU restores). The default fits colour images up to about 114 MP "
+    f"and refuses a 144 MP one in well under a second."
 )
 
 
