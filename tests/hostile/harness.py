@@ -30,7 +30,7 @@ def cli_env() -> dict[str, str]:
     return os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
 
 
-def run_process(*args: str, timeout: float = 120, **options) -> subprocess.CompletedProcess:
+def run_process(*args: str, timeout: float = 600, **options) -> subprocess.CompletedProcess:
     """The CLI as its own process, stdout and stderr captured separately (neither a terminal)."""
     return subprocess.run(cli_command(*args), capture_output=True, text=True, timeout=timeout,
                           env=cli_env(), errors="replace", **options)

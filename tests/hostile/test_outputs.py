@@ -59,7 +59,7 @@ def test_two_concurrent_runs_never_replace_each_others_outputs(tmp_path):
     out = tmp_path / "out"
     runs = [subprocess.Popen(cli_command("restore", folder, "-o", out, "--json", "-q"), env=cli_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for folder in (dark, light)]
-    outputs = [run.communicate(timeout=300) for run in runs]
+    outputs = [run.communicate(timeout=600) for run in runs]
     dark_records, light_records = (records(stdout) for stdout, _ in outputs)
     for index in range(6):
         name = f"img{index}.jpg"
@@ -169,7 +169,7 @@ def test_sigkill_at_any_moment_leaves_only_whole_outputs(tmp_path):
                 image.load()
     assert {p.name: p.read_bytes() for p in inputs.iterdir()} == originals
     rerun = subprocess.run(cli_command("restore", inputs, "-o", out, "--skip-existing", "--json", "-q"),
-                           env=cli_env(), capture_output=True, text=True, timeout=300)
+                           env=cli_env(), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert {r["status"] for r in json.loads(rerun.stdout)} <= {"ok", "skipped"}
     assert sorted(p.name for p in out.glob("*.png")) == [f"img{i}.png" for i in range(4)]
