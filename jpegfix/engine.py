@@ -6,7 +6,6 @@ records with ``status="failed"`` and a one-line ``error``; the batch always goes
 
 from __future__ import annotations
 
-import glob
 import math
 import os
 import time
@@ -22,12 +21,15 @@ from jpegfix.dct import project_in_bands
 from jpegfix.devices import half_dtype, pick_device
 from jpegfix.errors import InputError, JpegfixError, OutputError
 from jpegfix.jpeg import DEFAULT_MAX_PIXELS, ComponentTable, DecodedImage, read_image
+from jpegfix.limits import DEFAULT_MAX_MEMORY_GB
 from jpegfix.models import METHODS, MODELS
 from jpegfix.models.restorer import Restorer
-from jpegfix.output import write_png
+from jpegfix.output import is_complete_png, write_png
+from jpegfix.paths import INPUT_SUFFIXES, check_suffix, find_inputs, name_too_long, output_name
 from jpegfix.qmaps import build_qmaps, estimate_quality, ijg_components
 from jpegfix.tiling import GRID, run_tiled
 from jpegfix.weights import load_model
+from jpegfix.writer import TargetExistsError
 
 DEFAULT_TABLE_MODELS = {3: "qgcn-color-s", 1: "qgcn-gray-s"}
 """Default models for images whose quantization tables are known (JPEG files, or --quality)."""
@@ -40,7 +42,6 @@ DEFAULT_OVERLAP = 32
 DEFAULT_CONTEXT = 48
 """Pixels of extra context read around each tile and discarded after the network: a
 convolution near a tile edge then sees the same neighbours as in the whole image."""
-INPUT_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 CPU_TILE_BUDGET = 1.5 * 2**30
 """Bytes of activations one CPU tile may use (keeps a 12 MP photo well under 4 GB peak)."""
 
@@ -244,6 +245,9 @@ class RestoreOptions:
     overwrite: bool = False
     skip_existing: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_memory: float | None = DEFAULT_MAX_MEMORY_GB * 1e9
+    """Refuse, before decoding, images whose estimated restore peak is over this many bytes
+    (:mod:`jpegfix.limits`); None: no limit."""
     samples: int = 1
     """Candidates per image from a sampling model (One-to-Many): ``name_1.png`` ... ``name_N.png``
     (``name.png`` when 1)."""
@@ -287,42 +291,33 @@ class FileResult:
 
 
 def plan_jobs(inputs: list[str], out_dir: Path, *, recursive: bool = False, suffix: str = "") -> tuple[list[Job], list[FileResult]]:
-    """Expand files, globs and folders into (source, target) jobs.
+    """Expand files, globs and folders into (source, target) jobs (see :mod:`jpegfix.paths`).
 
     Folder inputs keep their structure under ``out_dir`` (recursively with ``recursive``).
-    Returns the jobs and a failed result for every input that matched nothing or whose
-    target would collide with another job's.
+    Returns the jobs and a failed result for every input that matched nothing, cannot be
+    read, is not a regular file, or whose output name is too long or collides with another's.
+
+    Raises:
+        ValueError: ``suffix`` cannot be part of a file name.
     """
-    jobs: list[Job] = []
-    problems: list[FileResult] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES)
-            jobs += [Job(p, out_dir / p.relative_to(path).parent / f"{p.stem}{suffix}.png") for p in found]
-            if not found:
-                problems.append(FileResult(item, None, "failed", "folder holds no images"))
-        elif path.is_file():
-            jobs.append(Job(path, out_dir / f"{path.stem}{suffix}.png"))
-        elif glob.has_magic(item):
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=recursive) if Path(p).is_file())
-            jobs += [Job(p, out_dir / f"{p.stem}{suffix}.png") for p in matches]
-            if not matches:
-                problems.append(FileResult(item, None, "failed", "pattern matches no files"))
-        else:
-            problems.append(FileResult(item, None, "failed", "no such file or folder"))
+    check_suffix(suffix)
+    found, unusable = find_inputs(inputs, recursive=recursive)
+    problems = [FileResult(item, None, "failed", reason) for item, reason in unusable]
     seen: dict[Path, Path] = {}
-    unique = []
-    for job in jobs:
-        key = job.target.resolve()
-        if key in seen:
-            problems.append(FileResult(str(job.source), str(job.target), "failed",
+    jobs = []
+    for item in found:
+        target = out_dir / item.subfolder / output_name(item.source, suffix)
+        key = target.resolve()
+        too_long = name_too_long(target.parent, target.name)
+        if too_long:
+            problems.append(FileResult(str(item.source), None, "failed", too_long))
+        elif key in seen:
+            problems.append(FileResult(str(item.source), str(target), "failed",
                                        f"output name collides with that of {seen[key]}"))
         else:
-            seen[key] = job.source
-            unique.append(job)
-    return unique, problems
+            seen[key] = item.source
+            jobs.append(Job(item.source, target))
+    return jobs, problems
 
 
 def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str, list[ComponentTable] | None, str]:
@@ -369,13 +364,18 @@ def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str, lis
 
 
 def _check_target(job: Job, sources: set[Path], options: RestoreOptions) -> str | None:
-    """'skip' to skip the job; raises OutputError when the target must not be written."""
+    """'skip' to skip the job, 'replace' for an incomplete output that --skip-existing may
+    replace, None to write a new file; raises OutputError when the target must not be written.
+
+    This is the early answer, before any work; the write itself claims the name atomically
+    (:mod:`jpegfix.writer`), so a concurrent run cannot be overwritten in between.
+    """
     target = job.target.resolve()
     if target in sources:
         raise OutputError("output path is an input file; choose another output folder or --suffix")
-    if job.target.exists():
+    if os.path.lexists(job.target):
         if options.skip_existing:
-            return "skip"
+            return "skip" if is_complete_png(job.target) else "replace"
         if not options.overwrite:
             raise OutputError(f"{job.target} exists (use --overwrite or --skip-existing)")
     folder = job.target.parent
@@ -414,8 +414,10 @@ def restore_file(
             result.status, result.reason = "skipped", "output exists"
             return result
         result.target = str(targets[0])
-        image = read_image(job.source, max_pixels=options.max_pixels)
+        image = read_image(job.source, max_pixels=options.max_pixels, max_memory=options.max_memory)
         result.height, result.width = image.height, image.width
+        if image.notes:
+            result.details["notes"] = image.notes
         name, components, reason = choose_model(image, options)
         result.model, result.reason = name, reason
         if image.components:
@@ -437,7 +439,13 @@ def restore_file(
             if decision != "skip":
                 restored = restore_pixels(restorer, image.pixels, components, tile=options.tile, seed=seed,
                                           project=options.project, ensemble=options.ensemble)
-                write_png(target, restored, image, bits=options.bits)
+                replace = options.overwrite or decision == "replace"
+                try:
+                    write_png(target, restored, image, bits=options.bits, overwrite=replace)
+                except TargetExistsError:
+                    if not options.skip_existing:
+                        raise
+                    result.status, result.reason = "skipped", "output written meanwhile by another run"
             if restorer.samples:
                 candidates.append({"path": str(target), "seed": seed})
         if candidates:
@@ -448,6 +456,9 @@ def restore_file(
         result.status, result.error = "failed", f"write failed: {error.strerror or error}"
     except MemoryError:
         result.status, result.error = "failed", "out of memory (try a smaller --tile)"
+    except Exception as error:  # a bug must cost one file, not the batch; the line says so
+        detail = " ".join(str(error).split())[:300]
+        result.status, result.error = "failed", f"unexpected error, please report: {type(error).__name__}: {detail}"
     result.seconds = time.perf_counter() - started
     return result
 

@@ -31,3 +31,7 @@ class DataError(JpegfixError):
 
 class UnknownTableSetError(JpegfixError):
     """A quantization-table set or subset name is not known."""
+
+
+class DeviceError(JpegfixError):
+    """A requested device does not exist or is not available (cuda on a CPU build, cuda:99)."""

@@ -3,7 +3,9 @@
 Pixels are decoded by Pillow (libjpeg-turbo, ISLOW IDCT, fancy chroma upsampling); the
 training pairs in :mod:`jpegfix.data` are decoded the same way, so the network sees at
 restore time exactly the kind of input it was trained on. Quantization tables and
-sampling factors come from jpeglib, which reads them from the file itself.
+sampling factors come from the file's own markers (:mod:`jpegfix.markers`), read before
+any pixel is decoded. Only regular files are read; the size the header declares is checked
+before decoding; images deeper than 8 bits are scaled by their declared range.
 
 Pixels stay in the file's stored orientation, so the 8x8 block grid starts at the top-left
 corner as the encoder saw it; :mod:`jpegfix.output` applies the EXIF orientation once,
@@ -12,29 +14,32 @@ to the restored result.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import stat
+import sys
+import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from jpegfix.errors import InputError, InvalidTablesError
+from jpegfix.limits import check_memory
+from jpegfix.markers import JpegHeader, png_problem, read_header
+from jpegfix.paths import special_kind
 
 DEFAULT_MAX_PIXELS = 150_000_000
 """Refuse larger images unless the caller raises the limit (a 150 MP photo needs ~2 GB of pixels alone)."""
 
 EXIF_ORIENTATION_TAG = 0x0112
+MAX_TABLE_ENTRY = 255
+"""Largest quantization step the table-guided networks were trained on (baseline tables)."""
 
-# Start-of-frame markers: which coding each one means. Huffman baseline/extended/progressive
-# are what libjpeg decodes everywhere; the rest are refused with a clear message.
-_SOF_CODING = {
-    0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive", 0xC3: "lossless",
-    0xC5: "hierarchical", 0xC6: "hierarchical", 0xC7: "hierarchical",
-    0xC9: "arithmetic", 0xCA: "arithmetic", 0xCB: "arithmetic",
-    0xCD: "arithmetic", 0xCE: "arithmetic", 0xCF: "arithmetic",
-}
-_SUPPORTED_CODING = {"baseline", "extended", "progressive"}
 
 
 @dataclass(frozen=True)
@@ -42,11 +47,26 @@ class ComponentTable:
     """One colour component's quantization table and the pixel grid its blocks cover."""
 
     table: np.ndarray
-    """(8, 8) integer table in natural (row-major frequency) order; entries 1..65535."""
+    """(8, 8) integer table in natural (row-major frequency) order; entries 1..255."""
     block_height: int
     """Image rows covered by one 8x8 block of this component (8 for luma, 16 for 4:2:0 chroma)."""
     block_width: int
     """Image columns covered by one block (8 for luma, 16 for 4:2:0 and 4:2:2 chroma)."""
+
+    def __post_init__(self) -> None:
+        # Every table reaches the networks' maps through here, so this is where the range is
+        # enforced: the maps are table / 255, trained on baseline tables (1..255). Larger
+        # entries (libjpeg's 16-bit tables below about quality 24) gave shifted colours and a
+        # grid with exit 0; zero entries make no quantization interval at all.
+        table = np.asarray(self.table)
+        if table.shape != (8, 8):
+            raise InvalidTablesError(f"quantization table has shape {table.shape}, not 8x8")
+        if (table < 1).any():
+            raise InvalidTablesError("quantization table has a zero entry")
+        if (table > MAX_TABLE_ENTRY).any():
+            raise InvalidTablesError(
+                f"quantization table has entries up to {int(table.max())} (16-bit, written below about "
+                f"quality 24); table-guided models know entries 1..{MAX_TABLE_ENTRY}")
 
 
 @dataclass
@@ -74,6 +94,8 @@ class DecodedImage:
     alpha: np.ndarray | None = None
     """(H, W) uint8 alpha channel of PNG/WebP inputs, put back on the output."""
     extra: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """One-line remarks from decoding (only the first frame restored, a decoder warning)."""
 
     @property
     def height(self) -> int:
@@ -88,80 +110,216 @@ class DecodedImage:
         return self.pixels.shape[2]
 
 
-def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+def read_image(
+    path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_memory: float | None = None
+) -> DecodedImage:
     """Read ``path`` into a :class:`DecodedImage`.
 
+    The size declared by the header is checked before any pixel is decoded: against
+    ``max_pixels``, and (when given) the estimated peak memory of restoring the image against
+    ``max_memory`` bytes (:func:`jpegfix.limits.check_memory`). Decoder and metadata warnings
+    never reach the terminal; they become one-line ``notes``.
+
     Raises:
-        InputError: empty, truncated, unreadable or unsupported files, and images over
-            ``max_pixels``; the message names the reason in one line.
+        InputError: not a regular file, empty, truncated, unreadable, unsupported or too
+            large; the message names the reason in one line.
     """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InputError(f"cannot read file: {error.strerror or error}") from None
-    if not data:
-        raise InputError("empty file (0 bytes)")
-    is_jpeg = data[:2] == b"\xff\xd8"
-    coding = _jpeg_coding(data) if is_jpeg else ""
-    if is_jpeg and coding not in _SUPPORTED_CODING:
-        raise InputError(f"{coding or 'unrecognised'} JPEG coding is not supported")
-    image = _open_pillow(data, max_pixels)
-    decoded = _decoded_pixels(image)
-    decoded.coding = coding
-    decoded.progressive = coding == "progressive"
-    if is_jpeg:
-        _attach_tables(decoded, path)
+    with open_regular_file(Path(path)) as file:
+        return _read_open_file(file, max_pixels, max_memory)
+
+
+def _read_open_file(file: BinaryIO, max_pixels: int, max_memory: float | None) -> DecodedImage:
+    # A JPEG is read whole: its markers are walked from the bytes. Other formats are decoded
+    # straight from the file, so an oversized one is refused having read its header only.
+    is_jpeg = file.read(2) == b"\xff\xd8"
+    file.seek(0)
+    source: BinaryIO = io.BytesIO(file.read()) if is_jpeg else file
+    header = read_header(source.getvalue()) if is_jpeg else None
+    if header is not None and header.problem:
+        raise InputError(f"corrupt JPEG: {header.problem}")
+    if header is not None and header.coding not in SUPPORTED_CODING:
+        raise InputError(f"{header.coding or 'unrecognised'} JPEG coding is not supported")
+    notes: list[str] = []
+    with _decoder_messages(notes):
+        image = _open_pillow(source)
+        channels = 1 if image.mode in _GREY_MODES else 3
+        check_pixels(image.width, image.height, max_pixels)
+        if max_memory is not None:
+            check_memory(image.width, image.height, channels, max_memory)
+        if header is not None:
+            components, problem = _header_components(header, channels)  # before decoding: a missing table is named
+        if image.format == "PNG":  # Pillow leaves the rows of a cut-short PNG black, without an error
+            png_trouble = png_problem(_whole(source))
+            if png_trouble:
+                raise InputError(f"corrupt PNG: {png_trouble}")
+        _load(image)
+        decoded = _decoded_pixels(image, notes)
+    decoded.notes = notes
+    if header is not None:
+        decoded.coding, decoded.progressive = header.coding, header.coding == "progressive"
+        decoded.components, decoded.tables_problem = components, problem
+        if components is not None and channels == 3:
+            decoded.subsampling = subsampling_name(np.array([(c.vertical, c.horizontal) for c in header.components]))
     return decoded
 
 
-def _open_pillow(data: bytes, max_pixels: int) -> Image.Image:
+def _whole(source: BinaryIO) -> bytes:
+    """All bytes of ``source`` without moving its position (the decoder's)."""
+    if isinstance(source, io.BytesIO):
+        return source.getvalue()
+    return os.pread(source.fileno(), os.fstat(source.fileno()).st_size, 0)
+
+
+@contextlib.contextmanager
+def open_regular_file(path: Path) -> Iterator[BinaryIO]:
+    """``path`` opened for reading, refusing anything but a non-empty regular file without
+    blocking on it (opening a named pipe normally waits for a writer forever).
+
+    Raises:
+        InputError: not a regular file, empty, or the file cannot be read.
+    """
     try:
-        image = Image.open(io.BytesIO(data))
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as error:
+        raise InputError(f"cannot read file: {error.strerror or error}") from None
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise InputError(f"not a regular file ({special_kind(status.st_mode)})")
+        if status.st_size == 0:
+            raise InputError("empty file (0 bytes)")
+        file = os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    with file:
+        try:
+            yield file
+        except OSError as error:  # EIO and the like while reading; decoding errors are InputErrors
+            raise InputError(f"cannot read file: {error.strerror or error}") from None
+
+
+@contextlib.contextmanager
+def _decoder_messages(notes: list[str]):
+    """Collect what decoders would print: Python warnings (Pillow's EXIF and decompression-bomb
+    warnings) and libjpeg's messages, which it writes straight to file descriptor 2 ("Corrupt
+    JPEG data: 2 extraneous bytes before marker 0xdb"). Each becomes a one-line note.
+
+    Pillow's own pixel limit is lifted inside: :func:`check_pixels` applies ``--max-megapixels``
+    instead, so a limit above Pillow's 179 MP works.
+    """
+    saved_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    printed = [""]
+    try:
+        with warnings.catch_warnings(record=True) as caught, _captured_stderr(printed):
+            warnings.simplefilter("always")
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved_limit
+    for warning in caught:  # reached only when decoding succeeded; a failure is its own line
+        if not issubclass(warning.category, Image.DecompressionBombWarning):
+            _add_note(notes, f"metadata: {warning.message}")
+    for line in printed[0].splitlines():
+        _add_note(notes, f"decoder: {line}")
+
+
+def _add_note(notes: list[str], text: str) -> None:
+    line = " ".join(text.split())[:200]
+    if line and line not in notes:
+        notes.append(line)
+
+
+@contextlib.contextmanager
+def _captured_stderr(captured: list[str]):
+    """Redirect file descriptor 2 into a temporary file; ``captured[0]`` holds what was
+    written there once the block ends."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable descriptor 2: nothing to capture
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured[0] = sink.read(4096).decode("utf-8", "replace")
+
+
+def check_pixels(width: int, height: int, max_pixels: int) -> None:
+    """Raises InputError for images over ``max_pixels`` (checked from the header)."""
+    pixels = width * height
+    if pixels > max_pixels:
+        raise InputError(
+            f"image has {pixels / 1e6:.1f} MP, over the {max_pixels / 1e6:g} MP limit "
+            "(raise it with --max-megapixels)"
+        )
+
+
+def _open_pillow(source: BinaryIO) -> Image.Image:
+    try:
+        image = Image.open(source)
     except UnidentifiedImageError:
         raise InputError("not an image (unknown file format)") from None
     except Exception as error:  # Pillow raises many types for corrupt headers
-        raise InputError(f"unreadable image header: {error}") from None
-    pixels = image.width * image.height
-    if pixels > max_pixels:
-        raise InputError(
-            f"image has {pixels / 1e6:.1f} MP, over the {max_pixels / 1e6:.0f} MP limit "
-            "(raise it with --max-megapixels)"
-        )
+        raise InputError(f"unreadable image header: {_one_line(error)}") from None
     if image.mode == "CMYK":
         raise InputError("CMYK images are not supported (convert to RGB first)")
-    try:
-        image.load()
-    except OSError as error:
-        raise InputError(f"truncated or corrupt image data: {error}") from None
-    except Exception as error:
-        raise InputError(f"cannot decode image: {error}") from None
+    if image.width < 1 or image.height < 1:
+        raise InputError(f"image declares an empty size ({image.width}x{image.height})")
     return image
 
 
-def _decoded_pixels(image: Image.Image) -> DecodedImage:
+def _load(image: Image.Image) -> None:
+    try:
+        image.load()
+    except OSError as error:
+        raise InputError(f"truncated or corrupt image data: {_one_line(error)}") from None
+    except Exception as error:  # decoders raise ValueError, SyntaxError, struct.error, ...
+        raise InputError(f"cannot decode image: {_one_line(error)}") from None
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+SUPPORTED_CODING = {"baseline", "extended", "progressive"}
+"""Huffman codings libjpeg decodes everywhere; lossless, hierarchical and arithmetic are refused."""
+_GREY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
+_FRAMES = {"GIF": "animated GIF has {n} frames", "MPO": "MPO file holds {n} pictures",
+           "TIFF": "TIFF has {n} pages", "WEBP": "animated WebP has {n} frames", "PNG": "animated PNG has {n} frames"}
+
+
+def _decoded_pixels(image: Image.Image, notes: list[str]) -> DecodedImage:
     info, file_format = image.info, image.format or ""
-    exif = image.getexif()
-    orientation = int(exif.get(EXIF_ORIENTATION_TAG, 1) or 1)
-    if orientation not in range(1, 9):
-        orientation = 1
-    if EXIF_ORIENTATION_TAG in exif:
-        exif[EXIF_ORIENTATION_TAG] = 1
-    exif_bytes = exif.tobytes() if len(exif) else None
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        what = _FRAMES.get(file_format, "file has {n} frames").format(n=frames)
+        _add_note(notes, f"{what}; only the first is restored")
+    orientation, exif_bytes = _exif(image, notes)
     alpha = None
     mode = image.mode
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in info):
-        rgba = image.convert("RGBA" if mode != "LA" else "LA")
-        alpha = np.asarray(rgba)[..., -1].copy()
-        image = rgba.convert("L" if mode == "LA" else "RGB")
-    elif mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit grey: artifacts live in the top 8 bits; restoration works on those.
-        wide = np.asarray(image, dtype=np.int64)
-        scale = 257.0 if wide.max() > 255 else 1.0
-        image = Image.fromarray(np.clip(np.round(wide / scale), 0, 255).astype(np.uint8))
-    elif mode not in ("L", "RGB"):
-        image = image.convert("RGB")
-    pixels = np.asarray(image, dtype=np.uint8)
+    try:
+        if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in info):
+            rgba = image.convert("LA" if mode in ("LA", "La") else "RGBA")
+            alpha = np.asarray(rgba)[..., -1].copy()
+            image = rgba.convert("L" if rgba.mode == "LA" else "RGB")
+            pixels = np.asarray(image, dtype=np.uint8)
+        elif mode in ("I", "F") or mode.startswith("I;16"):
+            pixels = _wide_to_8bit(image)
+        elif mode in ("1", "L", "RGB"):
+            pixels = np.asarray(image.convert("L") if mode == "1" else image, dtype=np.uint8)
+        else:
+            pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except InputError:
+        raise
+    except Exception as error:  # modes Pillow cannot convert to RGB (LAB, HSV, ...)
+        raise InputError(f"cannot convert {mode} pixels to RGB: {_one_line(error)}") from None
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     return DecodedImage(
@@ -174,75 +332,100 @@ def _decoded_pixels(image: Image.Image) -> DecodedImage:
     )
 
 
-def _jpeg_coding(data: bytes) -> str:
-    """The coding named by the first start-of-frame marker, or '' if none is found."""
-    position = 2
-    while position + 4 <= len(data):
-        if data[position] != 0xFF:
-            return ""
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte
-            position += 1
-            continue
-        if marker in _SOF_CODING:
-            precision = data[position + 4] if position + 4 < len(data) else 8
-            if precision != 8:
-                return f"{precision}-bit"
-            return _SOF_CODING[marker]
-        if marker == 0xDA:  # start of scan before any frame header
-            return ""
-        length = int.from_bytes(data[position + 2 : position + 4], "big")
-        position += 2 + length
-    return ""
-
-
-def _attach_tables(decoded: DecodedImage, path: Path) -> None:
-    """Read tables and sampling factors with jpeglib; record a problem instead of failing."""
-    import jpeglib
-
+def _exif(image: Image.Image, notes: list[str]) -> tuple[int, bytes | None]:
+    """(orientation still to apply, EXIF block with orientation reset to 1, or None)."""
     try:
-        dct = jpeglib.read_dct(str(path))
-        tables = np.asarray(dct.qt, dtype=np.int64)
-        table_index = [int(i) for i in np.asarray(dct.quant_tbl_no).ravel()]
-        sampling = np.asarray(dct.samp_factor, dtype=np.int64).reshape(-1, 2)
-    except Exception as error:  # jpeglib surfaces libjpeg errors as generic exceptions
-        decoded.tables_problem = f"jpeglib could not read the tables: {error}"
-        return
+        exif = image.getexif()
+        orientation = int(exif.get(EXIF_ORIENTATION_TAG, 1) or 1)
+        if EXIF_ORIENTATION_TAG in exif:
+            exif[EXIF_ORIENTATION_TAG] = 1
+        exif_bytes = exif.tobytes() if len(exif) else None
+    except Exception as error:  # corrupt EXIF must not cost the picture
+        _add_note(notes, f"metadata: EXIF unreadable, not kept ({_one_line(error)})")
+        return 1, None
+    return (orientation if orientation in range(1, 9) else 1), exif_bytes
+
+
+def _wide_to_8bit(image: Image.Image) -> np.ndarray:
+    """Grey images of more than 8 bits -> uint8 by their declared range, never by their content:
+    16-bit samples span 0..65535 even when every value is below 256, 32-bit integers their
+    full range, floating point 0..1.
+
+    Raises:
+        InputError: floating-point values outside 0..1 or not finite, negative integers.
+    """
+    values = np.asarray(image)
+    if image.mode == "F":
+        if not np.isfinite(values).all():
+            raise InputError("floating-point image holds NaN or infinite values")
+        low, high = float(values.min()), float(values.max())
+        if low < -1e-3 or high > 1 + 1e-3:
+            raise InputError(f"floating-point image values span {low:g}..{high:g}; expected 0..1")
+        return np.clip(np.round(values.astype(np.float64) * 255), 0, 255).astype(np.uint8)
+    bits, signed = _integer_format(image)
+    if signed and values.min() < 0:
+        raise InputError(f"{bits}-bit image holds negative values (min {int(values.min())})")
+    top = 2 ** (bits - 1 if signed else bits) - 1
+    scaled = np.round(values.astype(np.float64) * (255 / top))
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def _integer_format(image: Image.Image) -> tuple[int, bool]:
+    """(bits per sample, signed) of an ``I`` / ``I;16`` image, as its file declares them."""
+    if image.mode.startswith("I;16"):
+        return 16, False
+    tags = getattr(image, "tag_v2", None)
+    if tags is not None:  # TIFF: BitsPerSample (258) and SampleFormat (339: 1 unsigned, 2 signed)
+        bits = tags.get(258, 32)
+        fmt = tags.get(339, 1)
+        bits = int(bits[0] if isinstance(bits, tuple) else bits)
+        fmt = int(fmt[0] if isinstance(fmt, tuple) else fmt)
+        return bits, fmt == 2
+    if image.format == "PNG":  # older Pillow opens 16-bit grey PNGs as mode I
+        return 16, False
+    return 32, True
+
+
+def _header_components(header: JpegHeader, channels: int) -> tuple[list[ComponentTable] | None, str | None]:
+    """(component tables, None) or (None, why the header's tables cannot be used)."""
+    sampling = np.array([(c.vertical, c.horizontal) for c in header.components], dtype=np.int64).reshape(-1, 2)
+    for component in header.components:  # refused here, or libjpeg says "broken data stream"
+        if component.table not in header.tables:
+            raise InputError(f"JPEG component {component.ident} uses quantization table {component.table}, "
+                             "which the file never defines")
     try:
-        decoded.components = component_tables(tables, table_index, sampling)
+        if not header.components or (sampling < 1).any():
+            raise InvalidTablesError("JPEG frame header declares no usable components")
+        components = component_tables(header.tables, [c.table for c in header.components], sampling)
     except InvalidTablesError as error:
-        decoded.tables_problem = str(error)
-        return
-    if len(decoded.components) != decoded.channels:
-        decoded.tables_problem = (
-            f"{len(decoded.components)} JPEG components for a {decoded.channels}-channel image"
-        )
-        decoded.components = None
-        return
-    decoded.subsampling = subsampling_name(sampling) if len(sampling) == 3 else ""
+        return None, str(error)
+    if len(components) != channels:
+        return None, f"{len(components)} JPEG components for a {channels}-channel image"
+    return components, None
 
 
 def component_tables(
-    tables: np.ndarray, table_index: list[int], sampling: np.ndarray
+    tables, table_index: list[int], sampling: np.ndarray
 ) -> list[ComponentTable]:
     """Map each component to its own table through its table index.
 
-    ``sampling`` holds (vertical, horizontal) factors per component as jpeglib reports them.
+    ``tables`` is indexable by table index (a sequence, or a dict of the tables the file
+    defines); ``sampling`` holds (vertical, horizontal) factors per component.
 
     Raises:
-        InvalidTablesError: a component points at a missing table, or a table has a zero entry.
+        InvalidTablesError: a component points at a missing table, a table entry is outside
+            1..255, or the sampling factors do not divide the largest ones.
     """
     max_v, max_h = int(sampling[:, 0].max()), int(sampling[:, 1].max())
+    defined = tables.keys() if isinstance(tables, dict) else range(len(tables))
     components = []
     for index, (v, h) in zip(table_index, sampling):
-        if not 0 <= index < len(tables):
+        if index not in defined:
             raise InvalidTablesError(f"component uses quantization table {index}, which is missing")
-        table = tables[index].reshape(8, 8)
-        if (table <= 0).any():
-            raise InvalidTablesError(f"quantization table {index} has a zero entry")
         if max_v % v or max_h % h:
             raise InvalidTablesError(f"unsupported sampling factors {sampling.tolist()}")
-        components.append(ComponentTable(table.copy(), 8 * max_v // int(v), 8 * max_h // int(h)))
+        table = np.asarray(tables[index]).reshape(8, 8).copy()
+        components.append(ComponentTable(table, 8 * max_v // int(v), 8 * max_h // int(h)))
     return components
 
 

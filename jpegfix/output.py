@@ -1,21 +1,20 @@
 """Writing restored images: PNG, 8 or 16 bits, upright, with ICC profile, EXIF and alpha kept.
 
-Files are written to a temporary name in the target folder and renamed into place, so a
-crash or a full disk never leaves a half-written PNG under the final name.
+Files go through :func:`jpegfix.writer.write_exclusive`: a crash or a full disk never leaves
+a half-written PNG under the final name, and an existing output is replaced only on request.
 """
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from jpegfix.jpeg import DecodedImage
+from jpegfix.jpeg import DecodedImage, open_regular_file
+from jpegfix.writer import write_exclusive
 
 # EXIF orientation -> how to turn a stored (H, W, ...) array upright.
 _UPRIGHT = {
@@ -42,25 +41,40 @@ def quantize(restored: np.ndarray, bits: int) -> np.ndarray:
     return np.clip(np.round(restored * top), 0, top).astype(dtype)
 
 
-def write_png(path: Path, restored: np.ndarray, source: DecodedImage, bits: int = 8) -> None:
-    """Write (H, W, C) float ``restored`` in [0, 1] as an upright PNG with the source's metadata."""
+def write_png(path: Path, restored: np.ndarray, source: DecodedImage, bits: int = 8, *, overwrite: bool = False) -> None:
+    """Write (H, W, C) float ``restored`` in [0, 1] as an upright PNG with the source's metadata.
+
+    Raises:
+        TargetExistsError: ``path`` exists and ``overwrite`` is False.
+        OSError: the PNG could not be written (nothing is left behind).
+    """
     pixels = quantize(restored, bits)
     if source.alpha is not None:
         alpha = source.alpha.astype(np.uint16) * 257 if bits == 16 else source.alpha
         pixels = np.concatenate([pixels, alpha[..., None].astype(pixels.dtype)], axis=2)
     pixels = upright(pixels, source.orientation)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.part", dir=path.parent)
-    os.close(handle)
-    try:
+
+    def encode(temporary: Path) -> None:
         if bits == 8:
-            _write_png8(Path(temporary), pixels, source)
+            _write_png8(temporary, pixels, source)
         else:
-            Path(temporary).write_bytes(encode_png16(pixels, source.icc_profile, source.exif))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+            temporary.write_bytes(encode_png16(pixels, source.icc_profile, source.exif))
+
+    write_exclusive(path, encode, overwrite=overwrite)
+
+
+def is_complete_png(path: Path) -> bool:
+    """Whether ``path`` is a PNG whose every chunk is present with a valid checksum (what
+    --skip-existing trusts; a 0-byte or cut-off file from an older crash is not complete)."""
+    try:  # opened like an input: a named pipe in the output folder must not block the run
+        with open_regular_file(path) as file, Image.open(file) as image:
+            if image.format != "PNG":
+                return False
+            image.verify()
+        return True
+    except Exception:  # any reading or decoding problem means "not a complete output"
+        return False
 
 
 def _write_png8(path: Path, pixels: np.ndarray, source: DecodedImage) -> None:

@@ -57,11 +57,12 @@ def test_existing_outputs_skip_overwrite_and_refuse(tmp_path, photo, tiny_models
     source = save_jpeg(tmp_path / "a.jpg", photo[:32, :32], quality=20)
     out = tmp_path / "out"
     out.mkdir()
-    (out / "a.png").write_bytes(b"old")
+    Image.fromarray(photo[:8, :8]).save(out / "a.png")  # a complete earlier output
+    old = (out / "a.png").read_bytes()
     refused = runner.invoke(app, ["restore", str(source), "-o", str(out)])
-    assert refused.exit_code == 1 and (out / "a.png").read_bytes() == b"old"
+    assert refused.exit_code == 1 and (out / "a.png").read_bytes() == old
     skipped = runner.invoke(app, ["restore", str(source), "-o", str(out), "--skip-existing"])
-    assert skipped.exit_code == 0 and (out / "a.png").read_bytes() == b"old"
+    assert skipped.exit_code == 0 and (out / "a.png").read_bytes() == old
     replaced = runner.invoke(app, ["restore", str(source), "-o", str(out), "--overwrite", "--bits", "16"])
     assert replaced.exit_code == 0
     with Image.open(out / "a.png") as image:

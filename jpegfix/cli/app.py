@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+import warnings
 from typing import Annotated, Optional
 
 import typer
@@ -13,6 +16,7 @@ from jpegfix.cli.models import models_command
 from jpegfix.cli.probe import probe_command
 from jpegfix.cli.probe_candidates import probe_candidates_command
 from jpegfix.cli.probe_ranker import probe_ranker_command
+from jpegfix.cli.render import tolerate_closed_stdout
 from jpegfix.cli.restore import restore_command
 from jpegfix.cli.train import train_command
 
@@ -44,4 +48,27 @@ def _root(
 
 
 def main() -> None:
-    app()
+    """Run the command line: usage errors are one line on stderr with exit 2, warnings from
+    third-party libraries one line each, and a closed stdout pipe ends output quietly."""
+    tolerate_closed_stdout()
+    warnings.showwarning = _one_line_warning
+    # SIGTERM unwinds like Ctrl-C, so a file being written removes its temporary on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        code = app(standalone_mode=False, prog_name="jpegfix")
+    except typer.Abort:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    except typer.TyperException as error:  # usage errors (exit 2) and other click exceptions
+        ctx = getattr(error, "ctx", None)
+        where = ctx.command_path if ctx is not None else "jpegfix"
+        code = getattr(error, "exit_code", 1)
+        hint = f" (see {where} --help)" if code == 2 else ""
+        message = " ".join(error.format_message().split())
+        print(f"{where}: error: {message}{hint}", file=sys.stderr)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = " ".join(str(message).split())
+    print(f"warning: {text} ({category.__name__})", file=sys.stderr)

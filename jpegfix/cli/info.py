@@ -42,6 +42,8 @@ def describe(path: Path, reader=None) -> dict:
         facts["ijg_quality"] = estimate
     elif image.tables_problem:
         facts["tables_problem"] = image.tables_problem
+    if image.notes:
+        facts["notes"] = image.notes
     if reader is not None:
         facts["compression_quality"] = reader.read(image.pixels)
     return facts
@@ -73,10 +75,11 @@ def info_command(
 
 
 def _render(facts: dict) -> None:
-    console.print(f"[bold]{facts['file']}[/]", highlight=False)
+    # File names and messages are data, not Rich markup: "a[/]b.jpg" must print as itself.
+    console.print(f"[bold]{escape(facts['file'])}[/]", highlight=False)
     for key in ("format", "coding", "subsampling", "mode"):
         if facts.get(key):
-            console.print(f"  {key:<12} {facts[key]}")
+            console.print(f"  {key:<12} {escape(str(facts[key]))}", highlight=False)
     console.print(f"  {'size':<12} {facts['width']}x{facts['height']}")
     console.print(f"  {'orientation':<12} {facts['orientation']}   icc {facts['icc_profile']} B   exif {facts['exif']} B")
     if "ijg_quality" in facts:
@@ -88,7 +91,9 @@ def _render(facts: dict) -> None:
             for row in table:
                 console.print("    " + " ".join(f"{v:4d}" for v in row), highlight=False)
     elif "tables_problem" in facts:
-        console.print(f"  tables       {facts['tables_problem']}")
+        console.print(f"  tables       {escape(facts['tables_problem'])}", highlight=False)
+    for note in facts.get("notes", []):
+        console.print(f"  note         {escape(note)}", highlight=False)
     readout = facts.get("compression_quality")
     if readout is None:
         return
@@ -96,4 +101,4 @@ def _render(facts: dict) -> None:
         console.print(f"  compression quality score: unavailable, {escape(readout['unavailable'])}", highlight=False)
     else:
         console.print(f"  compression quality score {readout['score']:+.3f} ({readout['model']}); "
-                      f"{readout['summary']}", highlight=False)
+                      f"{escape(readout['summary'])}", highlight=False)

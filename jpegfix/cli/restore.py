@@ -12,6 +12,16 @@ from rich.markup import escape
 
 from jpegfix.cli.options import DeviceOpt, JsonOpt, ModelOpt, QuietOpt, TileOpt
 from jpegfix.cli.render import console, err_console, progress_bar
+from jpegfix.limits import BYTES_PER_PIXEL, DEFAULT_MAX_MEMORY_GB, parse_limit
+from jpegfix.limits import BASE_BYTES as _BASE
+
+_MEMORY_HELP = (
+    f"Refuse, before decoding, images whose restore would need more memory than this many GB. "
+    f"The estimate comes from the size the header declares: about {_BASE / 1e9:.1f} GB "
+    f"(program, model, one tile) + {BYTES_PER_PIXEL[3]} bytes per colour pixel or {BYTES_PER_PIXEL[1]} "
+    f"per grey pixel (measured on CPU restores). The default fits colour images up to about 114 MP "
+    f"and refuses a 144 MP one in well under a second."
+)
 
 
 def restore_command(
@@ -30,7 +40,8 @@ def restore_command(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Recurse into folders and mirror their structure.")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip files whose output exists.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never inputs).")] = False,
-    max_megapixels: Annotated[float, typer.Option("--max-megapixels", help="Refuse larger images.")] = 150.0,
+    max_megapixels: Annotated[float, typer.Option("--max-megapixels", help="Refuse images that declare more megapixels (checked from the header, before decoding; any value works, Pillow's own limit is not used).")] = 150.0,
+    max_memory: Annotated[float, typer.Option("--max-memory", help=_MEMORY_HELP)] = DEFAULT_MAX_MEMORY_GB,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -39,7 +50,18 @@ def restore_command(
         raise typer.BadParameter("must be 8 or 16", param_hint="--bits")
     if skip_existing and overwrite:
         raise typer.BadParameter("choose one of --skip-existing and --overwrite")
+    for name, value in (("--max-megapixels", max_megapixels), ("--max-memory", max_memory)):
+        try:
+            parse_limit(value, name)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint=name) from None
     from jpegfix.engine import RestoreOptions, model_for, plan_jobs, restore_files
+    from jpegfix.paths import check_suffix
+
+    try:
+        check_suffix(suffix)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--suffix") from None
     from jpegfix.models import MODELS
 
     if model is not None:
@@ -58,7 +80,8 @@ def restore_command(
     options = RestoreOptions(model=model, device=device, tile=tile, quality=quality, bits=bits,
                              samples=samples, seed=seed, project=project, ensemble=ensemble,
                              overwrite=overwrite, skip_existing=skip_existing,
-                             max_pixels=int(max_megapixels * 1e6), readout=as_json)
+                             max_pixels=int(min(max_megapixels * 1e6, 2**62)),
+                             max_memory=max_memory * 1e9, readout=as_json)
     jobs, problems = plan_jobs(inputs, out, recursive=recursive, suffix=suffix)
     for problem in problems:
         err_console.print(f"[red]error[/] {escape(problem.source)}: {escape(problem.error)}", highlight=False)
@@ -74,7 +97,10 @@ def restore_command(
             if result.status == "failed":
                 progress.console.print(f"[red]error[/] {escape(result.source)}: {escape(result.error)}", highlight=False)
             elif not as_json and not quiet:
-                progress.console.print(_line(result), highlight=False)
+                # Results go to stdout, as the README says; only when both streams are the same
+                # terminal do they go through the bar's console, which prints above the bar.
+                shared_terminal = console.is_terminal and err_console.is_terminal
+                (progress.console if shared_terminal else console).print(_line(result), highlight=False)
 
         results += restore_files(jobs, options, on_result)
     if as_json:
@@ -95,8 +121,9 @@ def _line(result) -> str:
     if len(candidates) > 1:
         target = (f"{candidates[0]['path']} ... {Path(candidates[-1]['path']).name} ({len(candidates)} candidates, "
                   f"seeds {candidates[0]['seed']}-{candidates[-1]['seed']})")
+    notes = "".join(f"; note: {n}" for n in result.details.get("notes", []))
     return escape(f"{result.source} -> {target}  [{result.model}: {result.reason}]  "
-                  f"{result.megapixels:.1f} MP in {result.seconds:.1f} s")
+                  f"{result.megapixels:.1f} MP in {result.seconds:.1f} s{notes}")
 
 
 def _summary(results) -> None:
