@@ -371,3 +371,74 @@ def _recover_chroma(pixels: np.ndarray, chroma: list[np.ndarray], x: int, y: int
             table = ijg_table(max(shared_quality, 1), IJG_CHROMA)
         tables.append(ComponentTable(table, bh, bw))
     return tables, name
+
+
+# -- an earlier compression under a JPEG's own tables ----------------------------------
+
+EARLIER_FIT = 0.75
+"""Pooled share of a JPEG's coefficients that must sit near multiples of an earlier table."""
+EARLIER_MIN_FREQUENCIES = 4
+"""Frequencies the earlier table must resolve (steps at least ``EARLIER_RATIO`` times the
+width of the window around each multiple)."""
+EARLIER_RATIO = 2
+EARLIER_MIN_VALUES = 200
+
+
+def find_earlier_compression(pixels: np.ndarray, components: list[ComponentTable]) -> EarlierCompression:
+    """Look for an earlier, coarser IJG quantization of a JPEG file's luma under its own
+    tables (``components``, as read from the file; ``pixels`` its decoding, whose grid
+    starts at the top-left corner).
+
+    The file's values are k * Q2 (recovered exactly from the decoded pixels by rounding to
+    multiples of Q2: decoding moves them by about 0.4). An earlier quantization with steps Q1
+    left them within Q2/2 (plus rounding) of multiples of Q1. Each IJG quality coarser than
+    the file's is scored by the pooled share of values near its multiples, over the
+    frequencies where its steps are at least 4 times the tolerance (finer ones would fit by
+    chance); the coarsest quality that fits about as well as the best is the earlier one.
+    """
+    luma_table = components[0].table.astype(np.float64)
+    file_quality, _ = estimate_quality(components[0].table, IJG_LUMA)
+    planes = ycbcr_planes(pixels)
+    coefficients = block_coefficients(planes[0])[unclipped_blocks(pixels, 0, 0)]
+    if len(coefficients) < 64:
+        return EarlierCompression(False, "image too small to look for an earlier compression")
+    values = np.abs(np.round(coefficients / luma_table) * luma_table).reshape(len(coefficients), -1)
+    step = values.shape[0] // 4000 + 1
+    values = values[::step]
+    scores = {}
+    for quality in range(1, min(file_quality, 99)):
+        score = _earlier_fit(values, ijg_table(quality).ravel().astype(np.float64), luma_table.ravel())
+        if score is not None:
+            scores[quality] = score
+    if not scores:
+        return EarlierCompression(False, "no earlier compression found (no coarser table can be read)")
+    best = max(scores.values())
+    if best < EARLIER_FIT:
+        return EarlierCompression(False, f"no earlier compression found (best fit {best:.2f})", confidence=best)
+    quality = min(q for q, s in scores.items() if s >= best - 0.02)
+    tables = [ComponentTable(ijg_table(quality), BLOCK, BLOCK)]
+    for component in components[1:]:
+        tables.append(ComponentTable(ijg_table(quality, IJG_CHROMA), component.block_height, component.block_width))
+    reason = f"earlier compression at quality {quality} found under the file's quality-{file_quality} tables"
+    return EarlierCompression(True, reason, tables, quality, scores[quality])
+
+
+def _earlier_fit(values: np.ndarray, earlier: np.ndarray, table: np.ndarray) -> float | None:
+    """Pooled share of values near multiples of ``earlier`` (per frequency, (64,)) over the
+    frequencies it resolves; None when too few frequencies or values can tell."""
+    tolerance = table / 2 + AC_TOLERANCE + SLOPE_TOLERANCE * earlier
+    # Chance alone puts 2 * tolerance / step of the values near a multiple: use only
+    # frequencies where that is at most a quarter.
+    usable = earlier >= EARLIER_RATIO * 2 * tolerance
+    usable[0] = False  # the DC of flat areas sits on multiples of 8 whatever the history
+    if usable.sum() < EARLIER_MIN_FREQUENCIES:
+        return None
+    chosen = values[:, usable]
+    steps = earlier[usable][None, :]
+    # Every non-zero value counts: after a coarser first quantization, values between 0 and
+    # the first step (the file's own small multiples) are missing, which is the evidence.
+    counted = chosen > 0
+    if counted.sum() < EARLIER_MIN_VALUES:
+        return None
+    residual = np.abs(chosen - steps * np.round(chosen / steps))
+    return float(((residual <= tolerance[usable][None, :]) & counted).sum() / counted.sum())
