@@ -25,6 +25,7 @@ from jpegfix.models import METHODS, MODELS
 from jpegfix.models.restorer import Restorer
 from jpegfix.output import write_png
 from jpegfix.qmaps import build_qmaps, estimate_quality, ijg_components
+from jpegfix.recovery import at_origin, grid_padding, tables_from_pixels, tables_under_jpeg
 from jpegfix.tiling import GRID, run_tiled
 from jpegfix.weights import load_model
 
@@ -123,6 +124,12 @@ def restore_pixels(
     """
     if restorer.needs_tables and components is None:
         raise InputError(f"{restorer.spec.name} needs quantization tables")
+    top, left = grid_padding(components) if restorer.needs_tables else (0, 0)
+    if top or left:  # tables recovered from a cropped image: put its block grid at (0, 0)
+        shifted = np.pad(pixels, ((top, 0), (left, 0), (0, 0)), mode="reflect")
+        restored = restore_pixels(restorer, shifted, at_origin(components), tile=tile, overlap=overlap,
+                                  context=context, seed=seed)
+        return restored[top:, left:]
     if pixels.shape[2] != restorer.spec.channels:
         kind = "grey" if pixels.shape[2] == 1 else "colour"
         raise InputError(f"{restorer.spec.name} expects {restorer.spec.channels}-channel images, this one is {kind}")
@@ -283,9 +290,13 @@ def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str, lis
     elif image.components is not None:
         components = image.components
         source = "JPEG quantization tables from the file"
+        if _wants_tables(options, channels):
+            components, source = tables_under_jpeg(image.pixels, components) or (components, source)
     else:
         components = None
         source = image.tables_problem or f"{image.format or 'this'} file has no JPEG quantization tables"
+        if _wants_tables(options, channels):
+            components, source = tables_from_pixels(image.pixels) or (components, source)
     if options.model:
         name, why = model_for(options.model, channels), "--model"
     elif components is not None:
@@ -306,6 +317,12 @@ def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str, lis
     else:
         reason = f"{why}, {source}"
     return name, components if spec.needs_tables else None, reason
+
+
+def _wants_tables(options: RestoreOptions, channels: int) -> bool:
+    """Whether reading tables from the pixels can change the choice: not when a blind model
+    is forced."""
+    return not options.model or MODELS.get(model_for(options.model, channels)).needs_tables
 
 
 def _check_target(job: Job, sources: set[Path], options: RestoreOptions) -> str | None:

@@ -336,31 +336,32 @@ def recover_tables(pixels: np.ndarray) -> Recovery:
         return Recovery(False, reason, offset=(x, y), confidence=confidence, details=details)
     table, quality, agreement = complete_table(luma.steps, IJG_LUMA)
     details["luma_ijg_agreement"] = round(agreement, 3)
-    components = [ComponentTable(table, BLOCK, BLOCK)]
+    components = [ComponentTable(table, BLOCK, BLOCK, (x, y))]
     subsampling = ""
     if len(planes) == 3:
-        chroma, subsampling = _recover_chroma(pixels, planes[1:], x, y)
+        chroma, subsampling = _recover_chroma(pixels, planes[1:], x, y, quality)
         components += chroma
     _, error = estimate_quality(table, IJG_LUMA)
     summary = f"tables recovered from pixels (grid offset {x}, {y}; confidence {confidence:.2f})"
     return Recovery(True, summary, components, (x, y), confidence, subsampling, quality, error, details)
 
 
-def _recover_chroma(pixels: np.ndarray, chroma: list[np.ndarray], x: int, y: int) -> tuple[list[ComponentTable], str]:
-    """Cb, Cr tables and the subsampling (4:2:0 or 4:4:4) whose reading is the more
-    confident; chroma steps too weak to read fall back to the IJG chroma table at the
-    quality the readable ones agree with."""
-    options = []
+def _recover_chroma(pixels: np.ndarray, chroma: list[np.ndarray], x: int, y: int,
+                    luma_quality: int) -> tuple[list[ComponentTable], str]:
+    """Cb, Cr tables and the subsampling (4:2:0 or 4:4:4) whose reading says the most.
+    Chroma steps too weak to read (grey content, or few chroma details at low quality) fall
+    back to the IJG chroma table at the quality the readable ones agree with, or at the
+    luma's quality."""
     keep = unclipped_blocks(pixels, x, y)
     full = [read_steps(block_coefficients(p, x, y)[keep]) for p in chroma]
-    options.append((sum(map(_evidence, full)), "4:4:4", full, (8, 8)))
+    options = [(sum(map(_evidence, full)), "4:4:4", full, BLOCK, (x, y))]
     for cy in (y, y + BLOCK):
         for cx in (x, x + BLOCK):
             keep = unclipped_blocks(pixels, cx, cy, 2 * BLOCK)
             half = [read_steps(block_coefficients(downsampled_chroma(p, cx % 2, cy % 2), cx // 2, cy // 2)[keep])
                     for p in chroma]
-            options.append((sum(map(_evidence, half)), "4:2:0", half, (16, 16)))
-    _, name, readings, (bh, bw) = max(options, key=lambda option: option[0])
+            options.append((sum(map(_evidence, half)), "4:2:0", half, 2 * BLOCK, (cx, cy)))
+    _, name, readings, size, origin = max(options, key=lambda option: option[0])
     joint = np.where(readings[0].steps > 0, readings[0].steps, readings[1].steps)
     shared_quality, _ = ijg_match(joint, IJG_CHROMA)
     tables = []
@@ -368,8 +369,8 @@ def _recover_chroma(pixels: np.ndarray, chroma: list[np.ndarray], x: int, y: int
         if (reading.steps > 0).any():
             table, _, _ = complete_table(reading.steps, IJG_CHROMA)
         else:
-            table = ijg_table(max(shared_quality, 1), IJG_CHROMA)
-        tables.append(ComponentTable(table, bh, bw))
+            table = ijg_table(shared_quality or luma_quality, IJG_CHROMA)
+        tables.append(ComponentTable(table, size, size, origin))
     return tables, name
 
 
@@ -442,3 +443,38 @@ def _earlier_fit(values: np.ndarray, earlier: np.ndarray, table: np.ndarray) -> 
         return None
     residual = np.abs(chosen - steps * np.round(chosen / steps))
     return float(((residual <= tolerance[usable][None, :]) & counted).sum() / counted.sum())
+
+
+# -- what the engine uses --------------------------------------------------------------
+
+
+def grid_padding(components: list[ComponentTable]) -> tuple[int, int]:
+    """(top, left) pixels to add so that every component's block grid starts at the image's
+    top-left corner, as in the JPEGs the table-guided models were trained on (their stride-2
+    layers and tiles assume it); (0, 0) for a JPEG file's own tables."""
+    widest = max(components, key=lambda c: c.block_height * c.block_width)
+    x, y = widest.origin
+    return (-y) % widest.block_height, (-x) % widest.block_width
+
+
+def at_origin(components: list[ComponentTable]) -> list[ComponentTable]:
+    """The same tables with their grids at (0, 0), for the image padded by :func:`grid_padding`."""
+    return [ComponentTable(c.table, c.block_height, c.block_width) for c in components]
+
+
+def tables_from_pixels(pixels: np.ndarray) -> tuple[list[ComponentTable], str] | None:
+    """(recovered tables, reason) for an image without tables, or None when recovery is not
+    confident (then the blind model is the right choice)."""
+    recovery = recover_tables(pixels)
+    if not recovery.found:
+        return None
+    return recovery.components, f"{recovery.reason}, about IJG quality {recovery.quality}"
+
+
+def tables_under_jpeg(pixels: np.ndarray, components: list[ComponentTable]) -> tuple[list[ComponentTable], str] | None:
+    """(earlier tables, reason) when a JPEG file hides an earlier, coarser compression under
+    its own tables, else None. The earlier compression is the damage to undo."""
+    earlier = find_earlier_compression(pixels, components)
+    if not earlier.found:
+        return None
+    return earlier.components, f"{earlier.reason}; restoring with the earlier tables (confidence {earlier.confidence:.2f})"
