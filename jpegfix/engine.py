@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jpegfix.clean import DEFAULT_CLEAN_QUALITY
+from jpegfix.clean import judge as judge_clean
 from jpegfix.devices import half_dtype, pick_device
 from jpegfix.errors import InputError, JpegfixError, OutputError
 from jpegfix.jpeg import DEFAULT_MAX_PIXELS, ComponentTable, DecodedImage, read_image
@@ -200,6 +202,11 @@ class RestoreOptions:
     (``name.png`` when 1)."""
     seed: int = 0
     """Noise seed of the first candidate; candidate i uses ``seed + i - 1``."""
+    skip_clean: bool = False
+    """Pass images that are already clean (judged from the pixels, :mod:`jpegfix.clean`)
+    through unrestored: their decoded pixels are written losslessly as the output."""
+    clean_quality: int = DEFAULT_CLEAN_QUALITY
+    """IJG quality from which ``skip_clean`` counts an image as clean."""
     readout: bool = False
     """Record the CQR ranker's compression-quality readout of each input (when its weights are
     present; about 0.05 s per image) in ``FileResult.details["compression_quality"]``."""
@@ -218,7 +225,7 @@ class FileResult:
     source: str
     target: str | None
     status: str
-    """``ok``, ``skipped`` or ``failed``."""
+    """``ok``, ``skipped``, ``clean`` (passed through by ``--skip-clean``) or ``failed``."""
     error: str | None = None
     model: str | None = None
     reason: str | None = None
@@ -373,6 +380,8 @@ def restore_file(
         result.target = str(targets[0])
         image = read_image(job.source, max_pixels=options.max_pixels)
         result.height, result.width = image.height, image.width
+        if options.skip_clean and _pass_clean(image, targets[0], options, reader, result):
+            return result
         name, components, reason = choose_model(image, options)
         result.model, result.reason = name, reason
         if image.components:
@@ -408,6 +417,19 @@ def restore_file(
     return result
 
 
+def _pass_clean(image: DecodedImage, target: Path, options: RestoreOptions, reader: Any, result: FileResult) -> bool:
+    """Write a clean image's decoded pixels losslessly to ``target`` (same PNG naming, ICC,
+    EXIF and orientation handling as a restored one) and mark ``result``; False when the
+    image needs restoring."""
+    verdict = judge_clean(image, options.clean_quality, reader)
+    result.details["clean_check"] = {"clean": verdict.clean, "quality": verdict.quality, "evidence": verdict.evidence}
+    if not verdict.clean:
+        return False
+    write_png(target, image.pixels.astype(np.float32) / 255, image, bits=options.bits)
+    result.status, result.reason = "clean", f"passed through unrestored: {verdict.reason}"
+    return True
+
+
 def restore_files(
     jobs: list[Job], options: RestoreOptions, on_result: Callable[[FileResult], None] = lambda r: None
 ) -> list[FileResult]:
@@ -415,7 +437,7 @@ def restore_files(
     sources = {job.source.resolve() for job in jobs}
     restorers: dict[str, Restorer] = {}
     reader = None
-    if options.readout:
+    if options.readout or options.skip_clean:
         from jpegfix.quality import QualityReader
 
         reader = QualityReader()
