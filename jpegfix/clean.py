@@ -8,8 +8,13 @@ uses, in order:
    coarsest quantization the coefficients still show, whatever the file format);
 2. for JPEG files, an earlier compression under the file's tables, and the file's own tables
    when the pixels show nothing coarser (step 1 cannot read steps of 1, quality 97 and up);
-3. for images whose pixels show no quantization at all (never compressed, resized or
-   blurred after decoding), the CQR ranker's readout, when its weights are present.
+3. images whose pixels show no quantization on any 8x8 grid count as clean: never
+   compressed, or resized after decoding (the blind models were never trained on those and
+   are not known to help them).
+
+The CQR ranker's readout is not used: measured on LIVE1 (docs/table-recovery.md), it reads
+clean photos and 0.75x-resized JPEGs of quality 10 alike (83-95), and a quality-30 PNG
+cropped off the grid as about 90.
 """
 
 from __future__ import annotations
@@ -23,10 +28,6 @@ from jpegfix.recovery import find_earlier_compression, recover_tables
 DEFAULT_CLEAN_QUALITY = 95
 """Images of this IJG quality or better pass through (measured, docs/table-recovery.md: the
 table-guided colour default gains little at quality 90 and loses at 95 and above)."""
-RANKER_CLEAN_QUALITY = 75
-"""When the pixels show no quantization, the ranker's readout must reach this quality for
-the image to count as clean (measured on LIVE1, docs/table-recovery.md: it reads clean
-photos as 85-90 and 0.75x-resized JPEGs of quality 40 and below as 60 or less)."""
 
 
 @dataclass
@@ -36,33 +37,24 @@ class Verdict:
     quality: int | None = None
     """The quality the verdict rests on (None when it rests on no quality)."""
     evidence: str = ""
-    """``pixels``, ``earlier``, ``file tables``, ``ranker`` or ``none``."""
+    """``pixels``, ``earlier``, ``file tables`` or ``none``."""
 
 
-def judge(image: DecodedImage, threshold: int = DEFAULT_CLEAN_QUALITY, reader=None) -> Verdict:
+def judge(image: DecodedImage, threshold: int = DEFAULT_CLEAN_QUALITY) -> Verdict:
     """Whether ``image`` needs no restoring: its compression, judged from the pixels, is of
-    IJG quality ``threshold`` or better. ``reader`` (a :class:`jpegfix.quality.QualityReader`)
-    judges images whose pixels show no quantization; without one they are not skipped."""
-    recovery = recover_tables(image.pixels)
+    IJG quality ``threshold`` or better, or its pixels show no JPEG quantization at all."""
     if image.components:
         earlier = find_earlier_compression(image.pixels, image.components)
         if earlier.found:
             return _by_quality(earlier.quality, threshold, f"earlier compression at quality {earlier.quality}", "earlier")
+    recovery = recover_tables(image.pixels)
     if recovery.found:
         return _by_quality(recovery.quality, threshold, f"pixels show IJG quality {recovery.quality}", "pixels")
     if image.components:
         quality, _ = estimate_quality(image.components[0].table)
         return _by_quality(quality, threshold, f"no coarser quantization in the pixels than the file's quality {quality}",
                            "file tables")
-    if reader is not None:
-        readout = reader.read(image.pixels)
-        if "unavailable" not in readout and readout.get("quality") is not None:
-            quality = int(readout["quality"])
-            clean = quality >= RANKER_CLEAN_QUALITY
-            state = "clean" if clean else "needs restoring"
-            return Verdict(clean, f"{state}, no quantization in the pixels and the quality ranker reads {quality} "
-                                  f"({'>=' if clean else '<'} {RANKER_CLEAN_QUALITY})", quality, "ranker")
-    return Verdict(False, "no quantization in the pixels and no quality ranker to judge it", None, "none")
+    return Verdict(True, "clean, no JPEG quantization in the pixels on any 8x8 grid", None, "none")
 
 
 def _by_quality(quality: int, threshold: int, why: str, evidence: str) -> Verdict:

@@ -380,7 +380,7 @@ def restore_file(
         result.target = str(targets[0])
         image = read_image(job.source, max_pixels=options.max_pixels)
         result.height, result.width = image.height, image.width
-        if options.skip_clean and _pass_clean(image, targets[0], options, reader, result):
+        if options.skip_clean and _pass_clean(image, targets[0], options, result):
             return result
         name, components, reason = choose_model(image, options)
         result.model, result.reason = name, reason
@@ -417,11 +417,11 @@ def restore_file(
     return result
 
 
-def _pass_clean(image: DecodedImage, target: Path, options: RestoreOptions, reader: Any, result: FileResult) -> bool:
+def _pass_clean(image: DecodedImage, target: Path, options: RestoreOptions, result: FileResult) -> bool:
     """Write a clean image's decoded pixels losslessly to ``target`` (same PNG naming, ICC,
     EXIF and orientation handling as a restored one) and mark ``result``; False when the
     image needs restoring."""
-    verdict = judge_clean(image, options.clean_quality, reader)
+    verdict = judge_clean(image, options.clean_quality)
     result.details["clean_check"] = {"clean": verdict.clean, "quality": verdict.quality, "evidence": verdict.evidence}
     if not verdict.clean:
         return False
@@ -437,7 +437,7 @@ def restore_files(
     sources = {job.source.resolve() for job in jobs}
     restorers: dict[str, Restorer] = {}
     reader = None
-    if options.readout or options.skip_clean:
+    if options.readout:
         from jpegfix.quality import QualityReader
 
         reader = QualityReader()

@@ -42,6 +42,9 @@ STEP2_TOLERANCE, STEP2_THRESHOLD, STEP2_VALUES = 0.5, 0.74, 100
 ZERO_CLUSTER = 1.3
 """Decoded values below this are taken as quantized to zero (rounding noise about 0.4)."""
 AC_TOLERANCE, DC_TOLERANCE, SLOPE_TOLERANCE = 0.6, 1.5, 0.01
+CHROMA_TOLERANCES = (2.0, 1.2)
+"""(DC, AC) tolerances for 4:2:0 chroma: undoing the decoder's upsampling amplifies its
+rounding up to four times at the highest frequencies."""
 """How far from a multiple a decoded coefficient may lie: 8-bit rounding spreads AC
 coefficients by about 0.4 (measured); the DC also carries the rounding bias of whole blocks."""
 MIN_AC_STEPS = 4
@@ -234,9 +237,11 @@ def read_steps(coefficients: np.ndarray, quantum: int = 1, tolerances: tuple[flo
     counts = np.zeros(BLOCK * BLOCK, dtype=np.int64)
     for index in range(BLOCK * BLOCK):
         tolerance = tolerances[0] if index == 0 else tolerances[1]
+        # Candidates below 4 tolerances would fit by chance half the time; steps of 2 and 3
+        # have their own rule (see STEP2_TOLERANCE) when the tolerance is the AC one.
         smallest = max(2, int(np.ceil(2 * tolerance + quantum)))
-        if quantum == 1 and index > 0:
-            smallest = 2
+        if quantum == 1:
+            smallest = 2 if tolerance <= AC_TOLERANCE else int(np.ceil(4 * tolerance))
         values = flat[:, index]
         values = values[values > (ZERO_CLUSTER if quantum == 1 else quantum / 2 + tolerance)]
         counts[index] = len(values)
@@ -311,9 +316,19 @@ def _confidence(reading: StepReading) -> float:
 
 
 def _evidence(reading: StepReading) -> float:
-    """How much a reading says: the summed fits of its read steps (more steps read on the
+    """How much a reading says: the summed fits of its read AC steps (more steps read on the
     right grid, and tighter clusters, give more)."""
-    return float(reading.fits[reading.steps > 0].sum())
+    read = reading.steps > 0
+    read[0, 0] = False
+    return float(reading.fits[read].sum())
+
+
+def _zero_share(coefficients: np.ndarray) -> float:
+    """Share of AC coefficients near zero (|D| < 1): highest on the encoder's block grid."""
+    if not len(coefficients):
+        return 0.0
+    ac = coefficients.reshape(len(coefficients), -1)[:, 1:]
+    return float((np.abs(ac) < 1.0).mean())
 
 
 # -- whole images ----------------------------------------------------------------------
@@ -354,14 +369,24 @@ def _recover_chroma(pixels: np.ndarray, chroma: list[np.ndarray], x: int, y: int
     luma's quality."""
     keep = unclipped_blocks(pixels, x, y)
     full = [read_steps(block_coefficients(p, x, y)[keep]) for p in chroma]
-    options = [(sum(map(_evidence, full)), "4:4:4", full, BLOCK, (x, y))]
+    # The 16-pixel chroma grid starts at x or x + 8 (and y or y + 8): on the right one the
+    # most coefficients were quantized to zero, as for the luma grid.
+    phases = []
     for cy in (y, y + BLOCK):
         for cx in (x, x + BLOCK):
             keep = unclipped_blocks(pixels, cx, cy, 2 * BLOCK)
-            half = [read_steps(block_coefficients(downsampled_chroma(p, cx % 2, cy % 2), cx // 2, cy // 2)[keep])
-                    for p in chroma]
-            options.append((sum(map(_evidence, half)), "4:2:0", half, 2 * BLOCK, (cx, cy)))
-    _, name, readings, size, origin = max(options, key=lambda option: option[0])
+            coefficients = [block_coefficients(downsampled_chroma(p, cx % 2, cy % 2), cx // 2, cy // 2)[keep]
+                            for p in chroma]
+            phases.append((sum(_zero_share(c) for c in coefficients), (cx, cy), coefficients))
+    _, origin, coefficients = max(phases, key=lambda phase: phase[0])
+    half = [read_steps(c, tolerances=CHROMA_TOLERANCES) for c in coefficients]
+    name, readings, size = "4:2:0", half, 2 * BLOCK
+    if sum(map(_evidence, full)) > sum(map(_evidence, half)):
+        name, readings, size, origin = "4:4:4", full, BLOCK, (x, y)
+    for reading in readings:
+        # Box averaging, the decoder's rounding and its upsampling leave the chroma DC
+        # too noisy to read its step (measured: readings of 4-5 for a step of 14).
+        reading.steps[0, 0] = 0
     joint = np.where(readings[0].steps > 0, readings[0].steps, readings[1].steps)
     shared_quality, _ = ijg_match(joint, IJG_CHROMA)
     tables = []
