@@ -184,7 +184,7 @@ def grid_scores(luma: np.ndarray) -> np.ndarray:
     return scores
 
 
-def _grid_sample(luma: np.ndarray, side: int = 512) -> np.ndarray:
+def _grid_sample(luma: np.ndarray, side: int = 384) -> np.ndarray:
     """A central crop of at most ``side`` x ``side`` (+7) with the image's own block phase
     (crop corners on multiples of 8), so large photos cost no more than small ones."""
     h, w = luma.shape
@@ -372,11 +372,11 @@ def _recover_chroma(pixels: np.ndarray, chroma: list[np.ndarray], x: int, y: int
     # The 16-pixel chroma grid starts at x or x + 8 (and y or y + 8): on the right one the
     # most coefficients were quantized to zero, as for the luma grid.
     phases = []
+    halves = [downsampled_chroma(p, x % 2, y % 2) for p in chroma]  # x + 8 keeps the pairing of x
     for cy in (y, y + BLOCK):
         for cx in (x, x + BLOCK):
             keep = unclipped_blocks(pixels, cx, cy, 2 * BLOCK)
-            coefficients = [block_coefficients(downsampled_chroma(p, cx % 2, cy % 2), cx // 2, cy // 2)[keep]
-                            for p in chroma]
+            coefficients = [block_coefficients(h, cx // 2, cy // 2)[keep] for h in halves]
             phases.append((sum(_zero_share(c) for c in coefficients), (cx, cy), coefficients))
     _, origin, coefficients = max(phases, key=lambda phase: phase[0])
     half = [read_steps(c, tolerances=CHROMA_TOLERANCES) for c in coefficients]
