@@ -54,6 +54,8 @@ FOUND_CONFIDENCE = 0.5
 """Recoveries below this confidence are reported as "not found" (measured: clean and resized
 images stay far below, IJG JPEGs of quality 5-95 far above; docs/table-recovery.md)."""
 MIN_SIDE = 32
+ANALYSIS_SIDE = 1024
+"""Only a central crop this large is analysed (16k blocks, plenty for the histograms)."""
 
 
 @dataclass
@@ -165,6 +167,16 @@ def _unblur(samples: np.ndarray, axis: int) -> np.ndarray:
     response = ((6 + 2 * np.cos(2 * np.pi * frequency)) / 8).reshape(shape)
     restored = np.real(np.fft.ifft(np.fft.fft(mirrored, axis=axis) / response, axis=axis))
     return np.take(restored, np.arange(n), axis=axis)
+
+
+def central_crop(pixels: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
+    """At most ``side`` x ``side`` pixels from the middle of the image, cut at multiples of 16
+    so that every block grid keeps its offset: enough blocks for the statistics, bounded
+    memory and time for a 100 MP photo."""
+    height, width = pixels.shape[:2]
+    top = max(0, (height - side) // 2) // (2 * BLOCK) * 2 * BLOCK
+    left = max(0, (width - side) // 2) // (2 * BLOCK) * 2 * BLOCK
+    return pixels[top : top + side, left : left + side]
 
 
 # -- grid ------------------------------------------------------------------------------
@@ -340,6 +352,7 @@ def recover_tables(pixels: np.ndarray) -> Recovery:
     ``found=False`` with the reason."""
     if min(pixels.shape[:2]) < MIN_SIDE:
         return Recovery(False, f"image smaller than {MIN_SIDE}x{MIN_SIDE} pixels")
+    pixels = central_crop(pixels)
     planes = ycbcr_planes(pixels)
     (x, y), contrast = find_grid(planes[0])
     luma = read_steps(block_coefficients(planes[0], x, y)[unclipped_blocks(pixels, x, y)])
@@ -424,6 +437,7 @@ def find_earlier_compression(pixels: np.ndarray, components: list[ComponentTable
     """
     luma_table = components[0].table.astype(np.float64)
     file_quality, _ = estimate_quality(components[0].table, IJG_LUMA)
+    pixels = central_crop(pixels)
     planes = ycbcr_planes(pixels)
     coefficients = block_coefficients(planes[0])[unclipped_blocks(pixels, 0, 0)]
     if len(coefficients) < 64:

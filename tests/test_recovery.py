@@ -98,3 +98,12 @@ def test_grid_padding_puts_recovered_grids_at_the_origin():
     assert grid_padding([luma]) == (3, 5)
     assert grid_padding(ijg_components(50, 3)) == (0, 0)
     assert all(c.origin == (0, 0) for c in at_origin([luma, chroma]))
+
+
+def test_large_images_are_analysed_on_a_central_crop_that_keeps_the_grid():
+    from jpegfix.recovery import central_crop
+
+    rows, cols = np.mgrid[0:3000, 0:2100]
+    crop = central_crop(np.stack([rows, cols, rows], axis=2), side=1024)
+    assert crop.shape == (1024, 1024, 3)
+    assert crop[0, 0, 0] % 16 == 0 and crop[0, 0, 1] % 16 == 0  # the 16-pixel grid is kept
