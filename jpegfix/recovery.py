@@ -42,11 +42,12 @@ STEP2_TOLERANCE, STEP2_THRESHOLD, STEP2_VALUES = 0.5, 0.74, 100
 ZERO_CLUSTER = 1.3
 """Decoded values below this are taken as quantized to zero (rounding noise about 0.4)."""
 AC_TOLERANCE, DC_TOLERANCE, SLOPE_TOLERANCE = 0.6, 1.5, 0.01
+"""How far from a multiple a decoded coefficient may lie: 8-bit rounding spreads AC
+coefficients by about 0.4 (measured); the DC also carries the rounding bias of whole blocks;
+large coefficients carry proportionally more decoder error (1% of the step)."""
 CHROMA_TOLERANCES = (2.0, 1.2)
 """(DC, AC) tolerances for 4:2:0 chroma: undoing the decoder's upsampling amplifies its
 rounding up to four times at the highest frequencies."""
-"""How far from a multiple a decoded coefficient may lie: 8-bit rounding spreads AC
-coefficients by about 0.4 (measured); the DC also carries the rounding bias of whole blocks."""
 MIN_AC_STEPS = 4
 """AC frequencies with a step of 2 or more needed before any table is reported: the DC alone
 is not evidence, since flat areas of drawings put it on multiples of 8 at every offset."""
