@@ -328,14 +328,6 @@ def _confidence(reading: StepReading) -> float:
     return fit * min(1.0, ac.sum() / (2 * MIN_AC_STEPS))
 
 
-def _evidence(reading: StepReading) -> float:
-    """How much a reading says: the summed fits of its read AC steps (more steps read on the
-    right grid, and tighter clusters, give more)."""
-    read = reading.steps > 0
-    read[0, 0] = False
-    return float(reading.fits[read].sum())
-
-
 def _zero_share(coefficients: np.ndarray) -> float:
     """Share of AC coefficients near zero (|D| < 1): highest on the encoder's block grid."""
     if not len(coefficients):
@@ -377,10 +369,9 @@ def recover_tables(pixels: np.ndarray) -> Recovery:
 
 def _recover_chroma(pixels: np.ndarray, chroma: list[np.ndarray], x: int, y: int,
                     luma_quality: int) -> tuple[list[ComponentTable], str]:
-    """Cb, Cr tables and the subsampling (4:2:0 or 4:4:4) whose reading says the most.
-    Chroma steps too weak to read (grey content, or few chroma details at low quality) fall
-    back to the IJG chroma table at the quality the readable ones agree with, or at the
-    luma's quality."""
+    """Cb, Cr tables and the subsampling (4:2:0 or 4:4:4) whose reading fits best. Chroma
+    steps too weak to read (grey content, or few chroma details at low quality) and readings
+    that agree with it take the IJG chroma table at the luma's quality."""
     keep = unclipped_blocks(pixels, x, y)
     full = [read_steps(block_coefficients(p, x, y)[keep]) for p in chroma]
     # The 16-pixel chroma grid starts at x or x + 8 (and y or y + 8): on the right one the
@@ -394,21 +385,27 @@ def _recover_chroma(pixels: np.ndarray, chroma: list[np.ndarray], x: int, y: int
             phases.append((sum(_zero_share(c) for c in coefficients), (cx, cy), coefficients))
     _, origin, coefficients = max(phases, key=lambda phase: phase[0])
     half = [read_steps(c, tolerances=CHROMA_TOLERANCES) for c in coefficients]
-    name, readings, size = "4:2:0", half, 2 * BLOCK
-    if sum(map(_evidence, full)) > sum(map(_evidence, half)):
-        name, readings, size, origin = "4:4:4", full, BLOCK, (x, y)
-    for reading in readings:
+    for reading in full + half:
         # Box averaging, the decoder's rounding and its upsampling leave the chroma DC
         # too noisy to read its step (measured: readings of 4-5 for a step of 14).
         reading.steps[0, 0] = 0
-    joint = np.where(readings[0].steps > 0, readings[0].steps, readings[1].steps)
-    shared_quality, _ = ijg_match(joint, IJG_CHROMA)
+    # IJG encoders (libjpeg, Pillow, OpenCV) use one quality for luma and chroma: the layout
+    # whose readings match the chroma table at the luma's quality wins; spurious small steps
+    # read on the wrong layout (a 4:2:0 image read as 4:4:4) match nothing. Other encoders
+    # match neither, and then 4:2:0, the commonest layout, stays (measured: a 4:2:0 image at
+    # quality 10 shows nothing readable at 4:2:0 and spurious steps of 2-5 at 4:4:4).
+    expected = ijg_table(luma_quality, IJG_CHROMA)
+    matches = lambda readings: sum(int((r.steps[r.steps > 0] == expected[r.steps > 0]).sum()) for r in readings)
+    name, readings, size = "4:2:0", half, 2 * BLOCK
+    if matches(full) > matches(half):
+        name, readings, size, origin = "4:4:4", full, BLOCK, (x, y)
     tables = []
     for reading in readings:
-        if (reading.steps > 0).any():
-            table, _, _ = complete_table(reading.steps, IJG_CHROMA)
+        read = reading.steps > 0
+        if not read.any() or (reading.steps[read] == expected[read]).mean() >= 0.75:
+            table = expected
         else:
-            table = ijg_table(shared_quality or luma_quality, IJG_CHROMA)
+            table, _, _ = complete_table(reading.steps, IJG_CHROMA)
         tables.append(ComponentTable(table, size, size, origin))
     return tables, name
 
