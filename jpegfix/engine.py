@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from jpegfix.dct import project_in_bands
+from jpegfix.clean import DEFAULT_CLEAN_QUALITY
+from jpegfix.clean import judge as judge_clean
 from jpegfix.devices import half_dtype, pick_device
 from jpegfix.errors import InputError, JpegfixError, OutputError
 from jpegfix.jpeg import DEFAULT_MAX_PIXELS, ComponentTable, DecodedImage, read_image
@@ -27,6 +29,7 @@ from jpegfix.models.restorer import Restorer
 from jpegfix.output import is_complete_png, write_png
 from jpegfix.paths import INPUT_SUFFIXES, check_suffix, find_inputs, name_too_long, output_name
 from jpegfix.qmaps import build_qmaps, estimate_quality, ijg_components
+from jpegfix.recovery import at_origin, grid_padding, tables_from_pixels, tables_under_jpeg
 from jpegfix.tiling import GRID, run_tiled
 from jpegfix.weights import load_model
 from jpegfix.writer import TargetExistsError
@@ -131,6 +134,12 @@ def restore_pixels(
     """
     if restorer.needs_tables and components is None:
         raise InputError(f"{restorer.spec.name} needs quantization tables")
+    top, left = grid_padding(components) if restorer.needs_tables else (0, 0)
+    if top or left:  # tables recovered from a cropped image: put its block grid at (0, 0)
+        shifted = np.pad(pixels, ((top, 0), (left, 0), (0, 0)), mode="reflect")
+        restored = restore_pixels(restorer, shifted, at_origin(components), tile=tile, overlap=overlap,
+                                  context=context, seed=seed)
+        return restored[top:, left:]
     if pixels.shape[2] != restorer.spec.channels:
         kind = "grey" if pixels.shape[2] == 1 else "colour"
         raise InputError(f"{restorer.spec.name} expects {restorer.spec.channels}-channel images, this one is {kind}")
@@ -257,6 +266,11 @@ class RestoreOptions:
     """Move table-guided results into the file's quantization intervals (see restore_pixels)."""
     ensemble: bool = False
     """Average the 8 rotations and flips (x8 self-ensemble: 8x the time)."""
+    skip_clean: bool = False
+    """Pass images that are already clean (judged from the pixels, :mod:`jpegfix.clean`)
+    through unrestored: their decoded pixels are written losslessly as the output."""
+    clean_quality: int = DEFAULT_CLEAN_QUALITY
+    """IJG quality from which ``skip_clean`` counts an image as clean."""
     readout: bool = False
     """Record the CQR ranker's compression-quality readout of each input (when its weights are
     present; about 0.05 s per image) in ``FileResult.details["compression_quality"]``."""
@@ -275,7 +289,7 @@ class FileResult:
     source: str
     target: str | None
     status: str
-    """``ok``, ``skipped`` or ``failed``."""
+    """``ok``, ``skipped``, ``clean`` (passed through by ``--skip-clean``) or ``failed``."""
     error: str | None = None
     model: str | None = None
     reason: str | None = None
@@ -338,9 +352,13 @@ def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str, lis
     elif image.components is not None:
         components = image.components
         source = "JPEG quantization tables from the file"
+        if _wants_tables(options, channels):
+            components, source = tables_under_jpeg(image.pixels, components) or (components, source)
     else:
         components = None
         source = image.tables_problem or f"{image.format or 'this'} file has no JPEG quantization tables"
+        if _wants_tables(options, channels):
+            components, source = tables_from_pixels(image.pixels) or (components, source)
     if options.model:
         name, why = model_for(options.model, channels), "--model"
     elif components is not None:
@@ -361,6 +379,12 @@ def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str, lis
     else:
         reason = f"{why}, {source}"
     return name, components if spec.needs_tables else None, reason
+
+
+def _wants_tables(options: RestoreOptions, channels: int) -> bool:
+    """Whether reading tables from the pixels can change the choice: not when a blind model
+    is forced."""
+    return not options.model or MODELS.get(model_for(options.model, channels)).needs_tables
 
 
 def _check_target(job: Job, sources: set[Path], options: RestoreOptions) -> str | None:
@@ -418,6 +442,8 @@ def restore_file(
         result.height, result.width = image.height, image.width
         if image.notes:
             result.details["notes"] = image.notes
+        if options.skip_clean and _pass_clean(image, targets[0], options, result):
+            return result
         name, components, reason = choose_model(image, options)
         result.model, result.reason = name, reason
         if image.components:
@@ -461,6 +487,19 @@ def restore_file(
         result.status, result.error = "failed", f"unexpected error, please report: {type(error).__name__}: {detail}"
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _pass_clean(image: DecodedImage, target: Path, options: RestoreOptions, result: FileResult) -> bool:
+    """Write a clean image's decoded pixels losslessly to ``target`` (same PNG naming, ICC,
+    EXIF and orientation handling as a restored one) and mark ``result``; False when the
+    image needs restoring."""
+    verdict = judge_clean(image, options.clean_quality)
+    result.details["clean_check"] = {"clean": verdict.clean, "quality": verdict.quality, "evidence": verdict.evidence}
+    if not verdict.clean:
+        return False
+    write_png(target, image.pixels.astype(np.float32) / 255, image, bits=options.bits, overwrite=options.overwrite)
+    result.status, result.reason = "clean", f"passed through unrestored: {verdict.reason}"
+    return True
 
 
 def restore_files(

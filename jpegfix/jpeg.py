@@ -52,6 +52,9 @@ class ComponentTable:
     """Image rows covered by one 8x8 block of this component (8 for luma, 16 for 4:2:0 chroma)."""
     block_width: int
     """Image columns covered by one block (8 for luma, 16 for 4:2:0 and 4:2:2 chroma)."""
+    origin: tuple[int, int] = (0, 0)
+    """(x, y) in the image where one of this component's blocks starts: (0, 0) for a JPEG
+    file; tables recovered from a cropped image's pixels sit elsewhere on its grid."""
 
     def __post_init__(self) -> None:
         # Every table reaches the networks' maps through here, so this is where the range is

@@ -97,3 +97,40 @@ def test_info_reports_tables_and_quality(tmp_path, photo):
 def test_models_lists_every_registered_model():
     rows = json.loads(runner.invoke(app, ["models", "--json"]).stdout)
     assert {"qgcn-color-s", "qgcn-gray-s"} <= {r["name"] for r in rows}
+
+
+def test_skip_clean_passes_clean_images_through(tmp_path, photo, tiny_models):
+    from jpegfix.data import jpeg_roundtrip
+
+    crop = photo[:192, :256]
+    save_jpeg(tmp_path / "fine.jpg", crop, quality=97)
+    Image.fromarray(jpeg_roundtrip(crop, 30)).save(tmp_path / "coarse.png")
+    save_jpeg(tmp_path / "resaved.jpg", jpeg_roundtrip(crop, 20), quality=96)
+    result = runner.invoke(app, ["restore", str(tmp_path / "*"), "-o", str(tmp_path / "out"), "--skip-clean", "--json"])
+    assert result.exit_code == 0, result.output
+    records = {r["source"].split("/")[-1]: r for r in json.loads(result.stdout)}
+    assert records["fine.jpg"]["status"] == "clean" and "quality 97" in records["fine.jpg"]["reason"]
+    with Image.open(tmp_path / "out" / "fine.png") as out, Image.open(tmp_path / "fine.jpg") as source:
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(source))  # decoded pixels, losslessly
+    # Judged from the pixels: a re-saved quality-96 file hides a quality-20 compression.
+    assert records["resaved.jpg"]["status"] == "ok" and "earlier compression at quality 20" in records["resaved.jpg"]["reason"]
+    assert records["coarse.png"]["status"] == "ok" and records["coarse.png"]["model"] == "qgcn-color-s"
+    # A lower threshold lets a quality-30 image through as well.
+    result = runner.invoke(app, ["restore", str(tmp_path / "coarse.png"), "-o", str(tmp_path / "out2"),
+                                 "--skip-clean", "--clean-quality", "25"])
+    assert result.exit_code == 0 and "1 clean (passed through)" in result.output
+
+
+def test_info_shows_what_the_pixels_say(tmp_path, photo):
+    from jpegfix.data import jpeg_roundtrip
+
+    Image.fromarray(jpeg_roundtrip(photo[:192, :256], 40)[2:, 6:]).save(tmp_path / "copy.png")
+    Image.fromarray(photo[:192, :256]).save(tmp_path / "clean.png")
+    save_jpeg(tmp_path / "twice.jpg", jpeg_roundtrip(photo[:192, :256], 30), quality=95)
+    result = runner.invoke(app, ["info", str(tmp_path / "copy.png"), str(tmp_path / "clean.png"), str(tmp_path / "twice.jpg"), "--json"])
+    copy, clean, twice = json.loads(result.stdout)
+    assert copy["from_pixels"]["found"] and copy["from_pixels"]["quality"] == 40 and copy["from_pixels"]["offset"] == [2, 6]
+    assert not clean["from_pixels"]["found"] and "no quantization found" in clean["from_pixels"]["summary"]
+    assert twice["from_pixels"]["earlier"]["found"] and twice["from_pixels"]["earlier"]["quality"] == 30
+    text = runner.invoke(app, ["info", str(tmp_path / "copy.png"), str(tmp_path / "clean.png")]).output
+    assert "from pixels  IJG quality 40" in text and "grid offset 2, 6" in text and "tables not found" in text

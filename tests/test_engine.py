@@ -184,3 +184,46 @@ def test_ensemble_of_rotations_and_flips(photo):
     torch.nn.init.zeros_(restorer.net.tail[-1].weight)
     torch.nn.init.zeros_(restorer.net.tail[-1].bias)
     assert np.abs(restore_pixels(restorer, pixels, components, project=False, ensemble=True) - pixels / 255).max() < 1e-6
+
+def test_png_copy_of_a_jpeg_goes_to_qgcn_with_recovered_tables(tmp_path, photo):
+    from jpegfix.data import jpeg_roundtrip
+
+    Image.fromarray(jpeg_roundtrip(photo[:192, :256], 30)[3:, 5:]).save(tmp_path / "copy.png")
+    name, components, reason = choose_model(read_image(tmp_path / "copy.png"), RestoreOptions())
+    assert name == "qgcn-color-s" and components[0].origin == (3, 5)
+    assert (components[0].table == ijg_components(30, 3)[0].table).all()
+    assert reason.startswith("table-guided default, tables recovered from pixels (grid offset 3, 5; confidence")
+    # A forced blind model does not look for tables; a clean photo keeps the blind default.
+    assert choose_model(read_image(tmp_path / "copy.png"), RestoreOptions(model="cqr"))[1] is None
+    Image.fromarray(photo[:192, :256]).save(tmp_path / "clean.png")
+    assert choose_model(read_image(tmp_path / "clean.png"), RestoreOptions())[0] == DEFAULT_BLIND_MODELS[3]
+
+
+def test_jpeg_with_an_earlier_compression_is_restored_with_the_earlier_tables(tmp_path, photo):
+    from jpegfix.data import jpeg_roundtrip
+
+    source = save_jpeg(tmp_path / "twice.jpg", jpeg_roundtrip(photo[:192, :256], 20), quality=90)
+    name, components, reason = choose_model(read_image(source), RestoreOptions())
+    assert name == "qgcn-color-s" and (components[0].table == ijg_components(20, 3)[0].table).all()
+    assert "earlier compression at quality 20 found under the file's quality-90 tables" in reason
+    once = save_jpeg(tmp_path / "once.jpg", photo[:192, :256], quality=90)
+    assert choose_model(read_image(once), RestoreOptions())[2] == "table-guided default, JPEG quantization tables from the file"
+
+
+def test_recovered_grid_is_moved_to_the_origin_before_the_network(photo, monkeypatch):
+    from jpegfix.jpeg import ComponentTable
+
+    restorer = tiny_restorer()
+    seen = []
+    original = restorer.prepare
+    monkeypatch.setattr(restorer, "prepare", lambda image: seen.append(image.clone()) or original(image))
+    pixels = photo[:61, :83]
+    luma, chroma = ijg_components(30, 3)[:2]
+    components = [ComponentTable(luma.table, 8, 8, (3, 5)),
+                  ComponentTable(chroma.table, 16, 16, (11, 13)), ComponentTable(chroma.table, 16, 16, (11, 13))]
+    out = restore_pixels(restorer, pixels, components)
+    assert out.shape == (61, 83, 3)
+    # 3 rows and 5 columns added on top and left: the 16-pixel chroma grid now starts at (0, 0).
+    assert seen[0].shape == (1, 3, 64, 88)
+    inner = (seen[0][0, :, 3:, 5:].permute(1, 2, 0).numpy() * 255).round()
+    np.testing.assert_array_equal(inner, pixels)

@@ -17,6 +17,7 @@ from jpegfix.cli.probe import probe_command
 from jpegfix.cli.probe_candidates import probe_candidates_command
 from jpegfix.cli.probe_ranker import probe_ranker_command
 from jpegfix.cli.render import tolerate_closed_stdout
+from jpegfix.cli.probe_tables import probe_tables_command
 from jpegfix.cli.restore import restore_command
 from jpegfix.cli.train import train_command
 
@@ -31,6 +32,7 @@ app.command("train")(train_command)
 app.command("probe-encoder")(probe_command)
 app.command("probe-ranker")(probe_ranker_command)
 app.command("probe-candidates")(probe_candidates_command)
+app.command("probe-tables")(probe_tables_command)
 app.command("bench")(bench_command)
 
 

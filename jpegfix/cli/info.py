@@ -44,8 +44,28 @@ def describe(path: Path, reader=None) -> dict:
         facts["tables_problem"] = image.tables_problem
     if image.notes:
         facts["notes"] = image.notes
+    facts["from_pixels"] = pixel_history(image)
     if reader is not None:
         facts["compression_quality"] = reader.read(image.pixels)
+    return facts
+
+
+def pixel_history(image) -> dict:
+    """What the pixels alone say about the compression (any format): the recovered tables or
+    why none, and for JPEGs any earlier, coarser quantization under the file's tables."""
+    from jpegfix.recovery import find_earlier_compression, recover_tables
+
+    recovery = recover_tables(image.pixels)
+    facts: dict = {"found": recovery.found, "summary": recovery.reason}
+    if recovery.found:
+        facts.update(quality=recovery.quality, luma_error=round(recovery.table_error, 3),
+                     offset=list(recovery.offset), confidence=round(recovery.confidence, 3),
+                     subsampling=recovery.subsampling or None,
+                     tables=[c.table.tolist() for c in recovery.components])
+    if image.components:
+        earlier = find_earlier_compression(image.pixels, image.components)
+        facts["earlier"] = {"found": earlier.found, "summary": earlier.reason, "quality": earlier.quality,
+                            "confidence": round(earlier.confidence, 3)}
     return facts
 
 
@@ -94,6 +114,7 @@ def _render(facts: dict) -> None:
         console.print(f"  tables       {escape(facts['tables_problem'])}", highlight=False)
     for note in facts.get("notes", []):
         console.print(f"  note         {escape(note)}", highlight=False)
+    _render_pixel_history(facts["from_pixels"])
     readout = facts.get("compression_quality")
     if readout is None:
         return
@@ -102,3 +123,20 @@ def _render(facts: dict) -> None:
     else:
         console.print(f"  compression quality score {readout['score']:+.3f} ({readout['model']}); "
                       f"{escape(readout['summary'])}", highlight=False)
+
+
+def _render_pixel_history(history: dict) -> None:
+    if not history["found"]:
+        console.print(f"  from pixels  tables not found: {escape(history['summary'])}", highlight=False)
+    else:
+        x, y = history["offset"]
+        console.print(f"  from pixels  IJG quality {history['quality']} (mean table error {history['luma_error']}), "
+                      f"grid offset {x}, {y}, {history['subsampling'] or 'grey'}, confidence {history['confidence']:.2f}",
+                      highlight=False)
+        for name, table in zip(("Y", "Cb", "Cr"), history["tables"]):
+            console.print(f"  {name} table (recovered)")
+            for row in table:
+                console.print("    " + " ".join(f"{v:4d}" for v in row), highlight=False)
+    earlier = history.get("earlier")
+    if earlier is not None:
+        console.print(f"  earlier      {escape(earlier['summary'])}", highlight=False)

@@ -40,6 +40,8 @@ def restore_command(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Recurse into folders and mirror their structure.")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip files whose output exists.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never inputs).")] = False,
+    skip_clean: Annotated[bool, typer.Option("--skip-clean", help="Pass through images that are already clean (judged from the pixels: recovered tables, an earlier compression under a JPEG's tables, the quality ranker), writing their decoded pixels losslessly instead of restoring them.")] = False,
+    clean_quality: Annotated[int, typer.Option("--clean-quality", min=1, max=100, help="With --skip-clean: IJG quality from which an image counts as clean.")] = 95,
     max_megapixels: Annotated[float, typer.Option("--max-megapixels", help="Refuse images that declare more megapixels (checked from the header, before decoding; any value works, Pillow's own limit is not used).")] = 150.0,
     max_memory: Annotated[float, typer.Option("--max-memory", help=_MEMORY_HELP)] = DEFAULT_MAX_MEMORY_GB,
     as_json: JsonOpt = False,
@@ -80,6 +82,7 @@ def restore_command(
     options = RestoreOptions(model=model, device=device, tile=tile, quality=quality, bits=bits,
                              samples=samples, seed=seed, project=project, ensemble=ensemble,
                              overwrite=overwrite, skip_existing=skip_existing,
+                             skip_clean=skip_clean, clean_quality=clean_quality,
                              max_pixels=int(min(max_megapixels * 1e6, 2**62)),
                              max_memory=max_memory * 1e9, readout=as_json)
     jobs, problems = plan_jobs(inputs, out, recursive=recursive, suffix=suffix)
@@ -116,6 +119,8 @@ def restore_command(
 def _line(result) -> str:
     if result.status == "skipped":
         return escape(f"skipped {result.source} ({result.reason})")
+    if result.status == "clean":
+        return escape(f"{result.source} -> {result.target}  [{result.reason}]")
     target = result.target
     candidates = result.details.get("candidates", [])
     if len(candidates) > 1:
@@ -130,8 +135,10 @@ def _summary(results) -> None:
     ok = [r for r in results if r.status == "ok"]
     failed = sum(r.status == "failed" for r in results)
     skipped = sum(r.status == "skipped" for r in results)
+    clean = sum(r.status == "clean" for r in results)
     seconds = sum(r.seconds for r in ok)
     megapixels = sum(r.megapixels for r in ok)
     rate = f", {megapixels / seconds:.2f} MP/s" if seconds else ""
-    console.print(f"{len(ok)} restored, {skipped} skipped, {failed} failed; "
+    passed = f"{clean} clean (passed through), " if clean else ""
+    console.print(f"{len(ok)} restored, {passed}{skipped} skipped, {failed} failed; "
                   f"{megapixels:.1f} MP in {seconds:.1f} s{rate}", highlight=False)
