@@ -244,7 +244,7 @@ def read_steps(coefficients: np.ndarray, quantum: int = 1, tolerances: tuple[flo
     pixels: clipping at 0 or 255 moves a whole block's coefficients off their multiples.
     """
     n = len(coefficients)
-    flat = np.abs(coefficients.reshape(n, -1))
+    flat = np.abs(coefficients.reshape(n, BLOCK * BLOCK))  # n may be 0: every block clipped
     steps = np.zeros(BLOCK * BLOCK, dtype=np.int64)
     fits = np.zeros(BLOCK * BLOCK)
     counts = np.zeros(BLOCK * BLOCK, dtype=np.int64)
