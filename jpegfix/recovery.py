@@ -53,7 +53,7 @@ MIN_AC_STEPS = 4
 is not evidence, since flat areas of drawings put it on multiples of 8 at every offset."""
 FOUND_CONFIDENCE = 0.5
 """Recoveries below this confidence are reported as "not found" (clean and resized images
-read 0-0.2, IJG JPEGs of quality 10-95 about 0.9; false "found" 0 of 54 clean and 54
+read 0-0.2, IJG JPEGs of quality 10-95 about 0.9; false "found" 0 of 34 clean and 54
 resized images in docs/table-recovery.md)."""
 MIN_SIDE = 32
 ANALYSIS_SIDE = 1024
