@@ -52,8 +52,9 @@ MIN_AC_STEPS = 4
 """AC frequencies with a step of 2 or more needed before any table is reported: the DC alone
 is not evidence, since flat areas of drawings put it on multiples of 8 at every offset."""
 FOUND_CONFIDENCE = 0.5
-"""Recoveries below this confidence are reported as "not found" (measured: clean and resized
-images stay far below, IJG JPEGs of quality 5-95 far above; docs/table-recovery.md)."""
+"""Recoveries below this confidence are reported as "not found" (clean and resized images
+read 0-0.2, IJG JPEGs of quality 10-95 about 0.9; false "found" 0 of 34 clean and 54
+resized images in docs/table-recovery.md)."""
 MIN_SIDE = 32
 ANALYSIS_SIDE = 1024
 """Only a central crop this large is analysed (16k blocks, plenty for the histograms)."""
