@@ -138,7 +138,7 @@ def restore_pixels(
     if top or left:  # tables recovered from a cropped image: put its block grid at (0, 0)
         shifted = np.pad(pixels, ((top, 0), (left, 0), (0, 0)), mode="reflect")
         restored = restore_pixels(restorer, shifted, at_origin(components), tile=tile, overlap=overlap,
-                                  context=context, seed=seed)
+                                  context=context, seed=seed, project=project, ensemble=ensemble)
         return restored[top:, left:]
     if pixels.shape[2] != restorer.spec.channels:
         kind = "grey" if pixels.shape[2] == 1 else "colour"
