@@ -124,6 +124,10 @@ class RunState:
     stage_index: int = 0
     step: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    """CPU time of this process spent in training steps (all threads, validation and
+    checkpoints left out): the fair clock on a shared machine, where wall time depends on
+    what else runs."""
     curve: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -180,16 +184,19 @@ def train(
         batch_of = stage.make_batches(ctx)
         started = time.perf_counter() - state.seconds
         for step in range(first, stage.steps):
+            cpu_start = time.process_time()
             scalars = stage.step(batch_of(step * ctx.world_size + ctx.rank), ctx)
             for scheduler in ctx.schedulers.values():
                 scheduler.step()
+            state.cpu_seconds += time.process_time() - cpu_start
             state.stage_index, state.step = index, step + 1
             state.seconds = time.perf_counter() - started
             validation = None
             last = step + 1 == stage.steps
             if ctx.rank == 0 and ((step + 1) % val_every == 0 or last):
                 validation = _validate(recipe, ctx, stage)
-                point = {"stage": stage.name, "step": step + 1, "seconds": round(state.seconds, 1), **validation}
+                point = {"stage": stage.name, "step": step + 1, "seconds": round(state.seconds, 1),
+                         "cpu_seconds": round(state.cpu_seconds, 1), **validation}
                 state.curve.append(point)
                 _append_log(run_dir, {**point, **scalars})
             if ctx.rank == 0 and ((step + 1) % checkpoint_every == 0 or last):
