@@ -17,9 +17,11 @@ import numpy as np
 from PIL import Image
 
 from jpegfix.errors import DataError
-from jpegfix.qmaps import build_qmaps, ijg_components
+from jpegfix.jpeg import ComponentTable
+from jpegfix.qmaps import IJG_CHROMA, IJG_LUMA, SUBSAMPLING_BLOCKS, build_qmaps, estimate_quality, ijg_components, ijg_table
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+JPEG_SUFFIXES = {".jpg", ".jpeg"}
 GRID = 16
 
 
@@ -40,19 +42,35 @@ def list_images(folders: list[str | Path]) -> list[Path]:
     return paths
 
 
-def load_image(path: Path, channels: int) -> np.ndarray:
-    """(H, W, C) uint8 array; grey images are Pillow's "L" (ITU-R 601 luma, full range)."""
+def load_image(path: Path, channels: int, jpeg_scale: float = 1.0) -> np.ndarray:
+    """(H, W, C) uint8 array; grey images are Pillow's "L" (ITU-R 601 luma, full range).
+
+    ``jpeg_scale`` < 1 shrinks images stored as JPEG files (Lanczos): BSDS500 ships as
+    quality-95 JPEGs, and as clean targets their own 8x8 blocking would teach a network to
+    keep q95 artifacts; halving the size averages that blocking away.
+    """
     with Image.open(path) as image:
         image = image.convert("L" if channels == 1 else "RGB")
+        if jpeg_scale < 1 and path.suffix.lower() in JPEG_SUFFIXES:
+            size = (max(1, round(image.width * jpeg_scale)), max(1, round(image.height * jpeg_scale)))
+            image = image.resize(size, Image.Resampling.LANCZOS)
         array = np.asarray(image, dtype=np.uint8)
     return array[..., None] if channels == 1 else array
 
 
-def jpeg_roundtrip(pixels: np.ndarray, quality: int, subsampling: str = "4:2:0") -> np.ndarray:
-    """Compress (H, W, C) uint8 with Pillow at ``quality`` and decode it again."""
+def jpeg_roundtrip(
+    pixels: np.ndarray, quality: int | None = None, subsampling: str = "4:2:0",
+    tables: Sequence[np.ndarray] | None = None,
+) -> np.ndarray:
+    """Compress (H, W, C) uint8 with Pillow and decode it again: IJG tables at ``quality``,
+    or the given 8x8 ``tables`` (natural order; luma, then chroma for colour)."""
     image = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=int(quality), subsampling=subsampling)
+    if tables is None:
+        image.save(buffer, format="JPEG", quality=int(quality), subsampling=subsampling)
+    else:
+        qtables = [np.asarray(t, dtype=np.int64).ravel().tolist() for t in tables[: 1 if pixels.shape[2] == 1 else 2]]
+        image.save(buffer, format="JPEG", qtables=qtables, subsampling=subsampling)
     with Image.open(buffer) as decoded:
         array = np.asarray(decoded, dtype=np.uint8)
     return array[..., None] if array.ndim == 2 else array
@@ -60,26 +78,33 @@ def jpeg_roundtrip(pixels: np.ndarray, quality: int, subsampling: str = "4:2:0")
 
 @dataclass
 class PatchBank:
-    """Aligned (clean, compressed) patch pairs with their IJG qualities and subsamplings."""
+    """Aligned (clean, compressed) patch pairs with the tables their JPEGs were written with."""
 
     clean: np.ndarray
     """(N, C, S, S) uint8."""
     degraded: np.ndarray
     """(N, C, S, S) uint8, the Pillow JPEG decoding of ``clean``."""
     quality: np.ndarray
-    """(N,) int, the JPEG quality of each patch."""
+    """(N,) int, the (IJG-equivalent) JPEG quality of each patch's last compression."""
     subsampling: list[str]
+    tables: np.ndarray | None = None
+    """(N, 2, 8, 8) luma and chroma tables of each patch's last compression (what its file
+    would store); None means IJG tables at ``quality``."""
 
     def __len__(self) -> int:
         return len(self.quality)
 
+    def components(self, index: int) -> list:
+        """The component tables patch ``index`` was written with."""
+        channels = self.clean.shape[1]
+        if self.tables is None:
+            return ijg_components(int(self.quality[index]), channels, self.subsampling[index])
+        return components_of(self.tables[index], channels, self.subsampling[index])
+
     def qmaps(self, indices: np.ndarray) -> np.ndarray:
         """(B, K, S, S) float32 quantization maps of the selected patches."""
-        channels, size = self.clean.shape[1], self.clean.shape[-1]
-        return np.stack([
-            build_qmaps(ijg_components(int(self.quality[i]), channels, self.subsampling[i]), size, size)
-            for i in indices
-        ])
+        size = self.clean.shape[-1]
+        return np.stack([build_qmaps(self.components(int(i)), size, size) for i in indices])
 
     def loader(self, batch: int, seed: int, device) -> Callable[[int], tuple]:
         """``load(step)`` -> (degraded, clean, indices): ``batch`` patches as float tensors in
@@ -97,13 +122,97 @@ class PatchBank:
         return load
 
     def save(self, path: Path) -> None:
+        extra = {} if self.tables is None else {"tables": self.tables}
         np.savez(path, clean=self.clean, degraded=self.degraded, quality=self.quality,
-                 subsampling=np.array(self.subsampling))
+                 subsampling=np.array(self.subsampling), **extra)
 
     @classmethod
     def load(cls, path: Path) -> "PatchBank":
         with np.load(path) as f:
-            return cls(f["clean"], f["degraded"], f["quality"], [str(s) for s in f["subsampling"]])
+            tables = f["tables"] if "tables" in f.files else None
+            return cls(f["clean"], f["degraded"], f["quality"], [str(s) for s in f["subsampling"]], tables)
+
+
+def components_of(tables: np.ndarray, channels: int, subsampling: str) -> list:
+    """Component tables from a (2, 8, 8) luma/chroma pair on ``subsampling``'s chroma grid."""
+    luma = ComponentTable(np.asarray(tables[0], dtype=np.int64), 8, 8)
+    if channels == 1:
+        return [luma]
+    block_h, block_w = SUBSAMPLING_BLOCKS[subsampling]
+    chroma = ComponentTable(np.asarray(tables[1], dtype=np.int64), block_h, block_w)
+    return [luma, chroma, chroma]
+
+
+@dataclass(frozen=True)
+class CompressionMix:
+    """How training patches are compressed, so that the network meets what real files hold.
+
+    Every weight below is a probability share. Qualities come from ``quality_bands``
+    (share, lowest, highest): weighted toward low qualities, where there is most to gain, with
+    enough 61-100 that the network learns to leave good files nearly alone. Tables are IJG's,
+    IJG's base scaled by a non-integer quality with plain rounding (``scaled``), IJG's with
+    every entry jittered by up to about +-25% (``perturbed``), or real-world tables of cameras,
+    phones and editors (``realworld``, :mod:`jpegfix.table_sets`). A ``double_share`` of
+    patches is compressed twice on the same grid, first harder: the network is told only the
+    last tables, as a re-saved web photo tells it.
+    """
+
+    quality_bands: tuple = ((0.5, 1, 60), (0.3, 61, 90), (0.2, 91, 100))
+    table_kinds: tuple = (("ijg", 0.55), ("scaled", 0.15), ("perturbed", 0.15), ("realworld", 0.15))
+    subsamplings: tuple = (("4:2:0", 0.6), ("4:4:4", 0.25), ("4:2:2", 0.15))
+    double_share: float = 0.1
+    first_quality: tuple = (5, 60)
+    """IJG quality range of the first compression of double-compressed patches."""
+
+    def draw(self, rng: np.random.Generator, channels: int, realworld: Sequence = ()) -> tuple:
+        """(tables (2, 8, 8), quality, subsampling, first quality or 0) for one patch."""
+        subsampling = _pick(rng, self.subsamplings) if channels == 3 else "4:2:0"
+        kinds = [(k, w) for k, w in self.table_kinds if k != "realworld" or realworld]
+        kind = _pick(rng, kinds)
+        band = self.quality_bands[_pick_index(rng, [b[0] for b in self.quality_bands])]
+        quality = int(rng.integers(band[1], band[2] + 1))
+        if kind == "realworld":
+            chosen = realworld[int(rng.integers(len(realworld)))]
+            chroma = chosen.chroma if chosen.chroma is not None else chosen.luma
+            tables = np.stack([chosen.luma, chroma])
+            quality = estimate_quality(tables[0])[0]
+        else:
+            tables = np.stack([table_of(kind, quality, base, rng) for base in (IJG_LUMA, IJG_CHROMA)])
+        first = 0
+        if rng.random() < self.double_share:
+            first = int(rng.integers(self.first_quality[0], self.first_quality[1] + 1))
+        return tables.astype(np.uint16), quality, subsampling, first
+
+    def compress(self, crop: np.ndarray, rng: np.random.Generator, realworld: Sequence = ()) -> tuple:
+        """(decoded crop, tables, quality, subsampling) for one (H, W, C) uint8 crop."""
+        tables, quality, subsampling, first = self.draw(rng, crop.shape[2], realworld)
+        if first:
+            crop = jpeg_roundtrip(crop, first, subsampling)
+        return jpeg_roundtrip(crop, subsampling=subsampling, tables=tables), tables, quality, subsampling
+
+
+def table_of(kind: str, quality: int, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An 8x8 table of ``kind`` (``ijg``, ``scaled``, ``perturbed``) around IJG ``quality``."""
+    if kind == "ijg":
+        return ijg_table(quality, base)
+    if kind == "scaled":
+        q = float(np.clip(quality + rng.uniform(-0.5, 0.5), 1, 100))
+        scale = (50 / q) if q < 50 else (2 - q / 50)
+        return np.clip(np.round(base * scale), 1, 255).astype(np.int64)
+    if kind == "perturbed":
+        jitter = np.exp(rng.uniform(-0.25, 0.25, size=(8, 8)))
+        return np.clip(np.round(ijg_table(quality, base) * jitter), 1, 255).astype(np.int64)
+    raise ValueError(f"unknown table kind {kind!r}; known: ijg, scaled, perturbed, realworld")
+
+
+def _pick_index(rng: np.random.Generator, weights: Sequence[float]) -> int:
+    weights = np.asarray(weights, dtype=np.float64)
+    return int(rng.choice(len(weights), p=weights / weights.sum()))
+
+
+def _pick(rng: np.random.Generator, choices: Sequence[tuple]) -> str:
+    """The name of one (name, weight) pair, drawn by weight."""
+    return choices[_pick_index(rng, [w for _, w in choices])][0]
 
 
 def random_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -130,14 +239,20 @@ def make_patch_bank(
     qualities: Sequence[int] | None = None,
     seed: int,
     share_444: float = 0.25,
+    mix: CompressionMix | None = None,
+    realworld: Sequence = (),
 ) -> PatchBank:
     """Crop ``count`` patches of ``size`` from ``images`` and compress each at a quality drawn
     uniformly from ``quality_range`` (inclusive) or from the set ``qualities``; colour patches
-    use 4:4:4 subsampling with probability ``share_444`` and 4:2:0 otherwise (Pillow's default)."""
+    use 4:4:4 subsampling with probability ``share_444`` and 4:2:0 otherwise (Pillow's default).
+    With ``mix``, each patch is compressed as :class:`CompressionMix` draws instead (tables,
+    qualities, subsamplings, double compression; ``realworld`` are its real-world tables)."""
     rng = np.random.default_rng(seed)
     channels = images[0].shape[2]
     clean = np.empty((count, channels, size, size), np.uint8)
     degraded = np.empty_like(clean)
+    if mix is not None:
+        return _mixed_bank(images, clean, degraded, rng, mix, realworld)
     if qualities is not None:
         quality = rng.choice(qualities, size=count)
     else:
@@ -150,6 +265,20 @@ def make_patch_bank(
         clean[i] = crop.transpose(2, 0, 1)
         degraded[i] = jpeg_roundtrip(crop, int(quality[i]), mode).transpose(2, 0, 1)
     return PatchBank(clean, degraded, quality, subsampling)
+
+
+def _mixed_bank(images, clean, degraded, rng, mix: CompressionMix, realworld) -> PatchBank:
+    count, size = len(clean), clean.shape[-1]
+    tables = np.empty((count, 2, 8, 8), np.uint16)
+    quality = np.empty(count, np.int64)
+    subsampling = []
+    for i in range(count):
+        crop = random_crop(images[int(rng.integers(len(images)))], size, rng)
+        decoded, tables[i], quality[i], mode = mix.compress(crop, rng, realworld)
+        subsampling.append(mode)
+        clean[i] = crop.transpose(2, 0, 1)
+        degraded[i] = decoded.transpose(2, 0, 1)
+    return PatchBank(clean, degraded, quality, subsampling, tables)
 
 
 Bank = TypeVar("Bank")

@@ -104,3 +104,87 @@ def share_inside(pixels: np.ndarray, quantized: np.ndarray, table: np.ndarray) -
     k = torch.from_numpy(np.asarray(quantized[:bh, :bw], dtype=np.float64))
     excess = interval_excess(block_dct(luma)[0], k, torch.from_numpy(np.asarray(table, dtype=np.float64)))
     return float((excess <= 1e-3).double().mean())
+
+
+def block_idct(coefficients: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`block_dct` without the level shift: (N, H/8, W/8, 8, 8) -> (N, H, W)."""
+    n, bh, bw = coefficients.shape[:3]
+    m = dct_matrix(coefficients.dtype, coefficients.device)
+    blocks = m.T @ coefficients @ m
+    return blocks.permute(0, 1, 3, 2, 4).reshape(n, bh * BLOCK, bw * BLOCK)
+
+
+def ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_ycbcr` (JFIF), (N, 3, H, W) on 0..255."""
+    y, cb, cr = ycc[:, 0], ycc[:, 1] - 128, ycc[:, 2] - 128
+    r = y + 1.402 * cr
+    g = y - 0.344136 * cb - 0.714136 * cr
+    b = y + 1.772 * cb
+    return torch.stack([r, g, b], dim=1)
+
+
+def project_to_intervals(restored: torch.Tensor, decoded: torch.Tensor, components: list) -> torch.Tensor:
+    """Move ``restored`` into the set of images the JPEG file could have come from.
+
+    ``restored`` and ``decoded`` are (1, C, H, W) in [0, 1]; ``components`` the file's
+    :class:`jpegfix.jpeg.ComponentTable` list (Y, Cb, Cr or Y). For every component, on its
+    own block grid (chroma averaged over the pixels one chroma sample covers, as the encoder's
+    downsampler does), each DCT coefficient of the restoration is clipped to
+    [(k - 1/2) Q, (k + 1/2) Q], with k re-read from the decoded pixels. Only the clipped part
+    changes, added back at full resolution, so detail the restoration put inside the
+    intervals stays. This cannot move any coefficient farther from the original than half a
+    quantization step: a network that would harm a high-quality file (small Q) is held close
+    to it.
+    """
+    planes_r, planes_d = _planes(restored), _planes(decoded)
+    projected = []
+    for r, d, component in zip(planes_r, planes_d, components):
+        fy, fx = component.block_height // BLOCK, component.block_width // BLOCK
+        table = torch.as_tensor(np.asarray(component.table, dtype=np.float32), device=r.device)
+        small_r, small_d = _downsample(r, fy, fx), _downsample(d, fy, fx)
+        height, width = small_r.shape[-2:]
+        small_r, small_d = _pad_to_block(small_r), _pad_to_block(small_d)
+        coefficients = block_dct(small_r)
+        k = torch.round(block_dct(small_d) / table)
+        clipped = torch.minimum(torch.maximum(coefficients, (k - 0.5) * table), (k + 0.5) * table)
+        change = block_idct(clipped - coefficients)[:, :height, :width]
+        change = change.repeat_interleave(fy, dim=-2).repeat_interleave(fx, dim=-1)
+        projected.append(r + change[:, : r.shape[-2], : r.shape[-1]])
+    stacked = torch.stack(projected, dim=1)
+    if restored.shape[1] == 3:
+        stacked = ycbcr_to_rgb(stacked)
+    return (stacked / 255).clamp(0, 1)
+
+
+def project_in_bands(restored: torch.Tensor, decoded: torch.Tensor, components: list, rows: int = 256) -> torch.Tensor:
+    """:func:`project_to_intervals` band by band (``rows`` a multiple of 16, so no block of
+    any component straddles two bands): memory grows with the band, not the image."""
+    out = torch.empty_like(restored)
+    for top in range(0, restored.shape[-2], rows):
+        band = slice(top, top + rows)
+        out[..., band, :] = project_to_intervals(restored[..., band, :], decoded[..., band, :], components)
+    return out
+
+
+def _planes(image: torch.Tensor) -> list[torch.Tensor]:
+    """Full-resolution JPEG planes of a (1, C, H, W) [0, 1] image on 0..255."""
+    pixels = image.float() * 255
+    if image.shape[1] == 1:
+        return [pixels[:, 0]]
+    return list(rgb_to_ycbcr(pixels).unbind(1))
+
+
+def _downsample(plane: torch.Tensor, fy: int, fx: int) -> torch.Tensor:
+    if fy == fx == 1:
+        return plane
+    h, w = plane.shape[-2:]
+    padded = F.pad(plane[:, None], (0, -w % fx, 0, -h % fy), mode="replicate")
+    return F.avg_pool2d(padded, (fy, fx))[:, 0]
+
+
+def _pad_to_block(plane: torch.Tensor) -> torch.Tensor:
+    """Edge-replicate to whole blocks, as JPEG encoders pad partial blocks."""
+    h, w = plane.shape[-2:]
+    if not (h % BLOCK or w % BLOCK):
+        return plane
+    return F.pad(plane[:, None], (0, -w % BLOCK, 0, -h % BLOCK), mode="replicate")[:, 0]

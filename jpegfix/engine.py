@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jpegfix.dct import project_in_bands
 from jpegfix.devices import half_dtype, pick_device
 from jpegfix.errors import InputError, JpegfixError, OutputError
 from jpegfix.jpeg import DEFAULT_MAX_PIXELS, ComponentTable, DecodedImage, read_image
@@ -111,6 +112,8 @@ def restore_pixels(
     overlap: int = DEFAULT_OVERLAP,
     context: int = DEFAULT_CONTEXT,
     seed: int = 0,
+    project: bool = True,
+    ensemble: bool = False,
 ) -> np.ndarray:
     """Restore (H, W, C) uint8 ``pixels``; returns (H, W, C) float32 in [0, 1].
 
@@ -120,21 +123,54 @@ def restore_pixels(
     each tile is run with ``context`` extra pixels around it (kept on the grid), then tiles
     are blended over ``overlap`` pixels. Sampling models get the noise map of ``seed`` for
     the whole padded image, cut per tile: the same seed gives the same picture at any tile size.
+    With ``project`` and ``components``, the result is moved into the file's quantization
+    intervals (:func:`jpegfix.dct.project_in_bands`): it then stays an image the JPEG could
+    have come from, which bounds how far a restoration can stray on a high-quality file.
+    ``ensemble`` averages the restorations of the 8 rotations and flips (8x the time).
     """
     if restorer.needs_tables and components is None:
         raise InputError(f"{restorer.spec.name} needs quantization tables")
     if pixels.shape[2] != restorer.spec.channels:
         kind = "grey" if pixels.shape[2] == 1 else "colour"
         raise InputError(f"{restorer.spec.name} expects {restorer.spec.channels}-channel images, this one is {kind}")
+    if ensemble and restorer.samples:
+        raise InputError(f"{restorer.spec.name} draws its result from noise; --ensemble averages deterministic models only")
     height, width = pixels.shape[:2]
     image = torch.from_numpy(pixels.transpose(2, 0, 1).copy()).float().div_(255)[None]
     padded_h, padded_w = -(-height // GRID) * GRID, -(-width // GRID) * GRID
     padded = _pad(image, padded_h - height, padded_w - width)
-    maps = torch.from_numpy(build_qmaps(components, padded_h, padded_w))[None] if restorer.needs_tables else None
-    vector = restorer.prepare(image)
     noise = restorer.noise(seed, padded_h, padded_w)
+    run = dict(tile=tile, overlap=overlap, context=context)
+    if not ensemble:
+        maps = _maps(restorer, components, padded_h, padded_w)
+        result = _restore_padded(restorer, padded, maps, restorer.prepare(image), noise, **run)
+    else:
+        # x8 self-ensemble on the padded image: its sides are multiples of 16, so every
+        # rotation and flip keeps the 8x8 grid where the blocks are. A flip leaves each
+        # frequency's step where it was; a quarter turn swaps horizontal and vertical
+        # frequencies, so it takes the transposed tables.
+        result = torch.zeros_like(padded[0])
+        for turns in range(4):
+            for flip in (False, True):
+                oriented = _orient(padded, turns, flip)
+                tables = _transposed(components) if turns % 2 and components is not None else components
+                maps = _maps(restorer, tables, *oriented.shape[-2:])
+                vector = restorer.prepare(_orient(image, turns, flip))
+                out = _restore_padded(restorer, oriented, maps, vector, None, **run)
+                result += _unorient(out, turns, flip) / 8
     del image
+    result = result[None, :, :height, :width]
+    if project and components is not None:
+        decoded = torch.from_numpy(pixels.transpose(2, 0, 1)[None].copy()).float().div_(255)
+        result = project_in_bands(result, decoded, components)
+    return result[0].permute(1, 2, 0).numpy()
 
+
+def _restore_padded(restorer: Restorer, padded: torch.Tensor, maps: torch.Tensor | None, vector: Any,
+                    noise: torch.Tensor | None, *, tile: int, overlap: int, context: int) -> torch.Tensor:
+    """Run ``restorer`` tile by tile over a (1, C, H, W) image padded to the 16-pixel grid;
+    returns (C, H, W). An out-of-memory error halves the tile and retries."""
+    padded_h, padded_w = padded.shape[-2:]
     margin = -(-context // GRID) * GRID
 
     def process(top: int, left: int, h: int, w: int) -> torch.Tensor:
@@ -152,15 +188,35 @@ def restore_pixels(
     side = tile or auto_tile(restorer)
     while True:
         try:
-            result = run_tiled(process, pixels.shape[2], padded_h, padded_w, side, overlap)
-            break
+            return run_tiled(process, padded.shape[1], padded_h, padded_w, side, overlap)
         except (torch.OutOfMemoryError, RuntimeError) as error:
             if "out of memory" not in str(error).lower() or side <= 128:
                 raise
             side = max(128, side // 2 // GRID * GRID)
             if restorer.device.type == "cuda":
                 torch.cuda.empty_cache()
-    return result[:, :height, :width].permute(1, 2, 0).numpy()
+
+
+def _maps(restorer: Restorer, components: list[ComponentTable] | None, height: int, width: int) -> torch.Tensor | None:
+    if not restorer.needs_tables:
+        return None
+    return torch.from_numpy(build_qmaps(components, height, width))[None]
+
+
+def _orient(image: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    image = torch.rot90(image, turns, dims=(-2, -1))
+    return torch.flip(image, dims=(-1,)) if flip else image
+
+
+def _unorient(image: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    if flip:
+        image = torch.flip(image, dims=(-1,))
+    return torch.rot90(image, -turns, dims=(-2, -1))
+
+
+def _transposed(components: list[ComponentTable]) -> list[ComponentTable]:
+    """The tables of the image turned a quarter: rows and columns of frequencies swap."""
+    return [ComponentTable(c.table.T, c.block_width, c.block_height) for c in components]
 
 
 def _pad(image: torch.Tensor, bottom: int, right: int) -> torch.Tensor:
@@ -193,6 +249,10 @@ class RestoreOptions:
     (``name.png`` when 1)."""
     seed: int = 0
     """Noise seed of the first candidate; candidate i uses ``seed + i - 1``."""
+    project: bool = True
+    """Move table-guided results into the file's quantization intervals (see restore_pixels)."""
+    ensemble: bool = False
+    """Average the 8 rotations and flips (x8 self-ensemble: 8x the time)."""
     readout: bool = False
     """Record the CQR ranker's compression-quality readout of each input (when its weights are
     present; about 0.05 s per image) in ``FileResult.details["compression_quality"]``."""
@@ -375,7 +435,8 @@ def restore_file(
         for index, (target, decision) in enumerate(zip(targets, decisions)):
             seed = options.seed + index
             if decision != "skip":
-                restored = restore_pixels(restorer, image.pixels, components, tile=options.tile, seed=seed)
+                restored = restore_pixels(restorer, image.pixels, components, tile=options.tile, seed=seed,
+                                          project=options.project, ensemble=options.ensemble)
                 write_png(target, restored, image, bits=options.bits)
             if restorer.samples:
                 candidates.append({"path": str(target), "seed": seed})

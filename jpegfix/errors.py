@@ -27,3 +27,7 @@ class MissingWeightsError(JpegfixError):
 
 class DataError(JpegfixError):
     """A data set or training folder is missing or empty."""
+
+
+class UnknownTableSetError(JpegfixError):
+    """A quantization-table set or subset name is not known."""

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from jpegfix.dct import block_dct, dct_matrix, interval_excess, jpeg_loss, share_inside
+from jpegfix.dct import (
+    block_dct, block_idct, dct_matrix, interval_excess, jpeg_loss, project_in_bands, project_to_intervals, share_inside,
+)
 from jpegfix.jpeg import compress_with_coefficients
 
 
@@ -47,3 +49,38 @@ def test_interval_excess_counts_quantization_steps():
     d[..., 0, 0], d[..., 0, 1] = 4.0, 20.0  # inside (0.4 step), 1.5 steps past the edge
     excess = interval_excess(d, k, table)
     assert float(excess[..., 0, 0]) == 0 and abs(float(excess[..., 0, 1]) - 1.5) < 1e-6
+
+
+def test_block_idct_inverts_block_dct():
+    plane = torch.rand(2, 16, 24, dtype=torch.float64) * 255
+    assert torch.allclose(block_idct(block_dct(plane)) + 128, plane, atol=1e-9)
+
+
+@pytest.mark.parametrize("subsampling", ["4:2:0", "4:2:2", "4:4:4"])
+def test_projection_keeps_a_decoded_jpeg_and_pulls_a_blur_back_toward_it(photo, subsampling):
+    from jpegfix.data import jpeg_roundtrip
+    from jpegfix.metrics import psnr
+    from jpegfix.qmaps import ijg_components
+
+    pixels = np.ascontiguousarray(photo[:72, :100])  # partial blocks on both sides
+    decoded = jpeg_roundtrip(pixels, 90, subsampling)
+    components = ijg_components(90, 3, subsampling)
+    as_float = lambda a: torch.from_numpy(a.transpose(2, 0, 1)[None].copy()).float() / 255
+    to_uint8 = lambda t: (t[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    itself = to_uint8(project_to_intervals(as_float(decoded), as_float(decoded), components))
+    assert np.abs(itself.astype(int) - decoded).max() <= 1
+    blur = torch.nn.functional.avg_pool2d(as_float(decoded), 5, 1, 2, count_include_pad=False)
+    projected = to_uint8(project_in_bands(blur, as_float(decoded), components, rows=32))
+    assert psnr(pixels, projected) > psnr(pixels, to_uint8(blur)) + 3
+
+
+def test_projection_in_bands_equals_the_whole_image(photo):
+    from jpegfix.data import jpeg_roundtrip
+    from jpegfix.qmaps import ijg_components
+
+    decoded = jpeg_roundtrip(np.ascontiguousarray(photo[:80, :64]), 40)
+    x = torch.from_numpy(decoded.transpose(2, 0, 1)[None].copy()).float() / 255
+    noisy = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    components = ijg_components(40, 3)
+    whole = project_to_intervals(noisy, x, components)
+    assert torch.allclose(project_in_bands(noisy, x, components, rows=16), whole, atol=1e-5)

@@ -147,3 +147,40 @@ def test_batch_goes_on_after_a_bad_file_and_never_overwrites_inputs(tmp_path, ph
     assert "empty" in results[0].error and "is an input" in results[2].error
     assert png.read_bytes() == b"original"
     assert (tmp_path / "good.png").exists()
+
+
+def test_projection_holds_a_restoration_inside_the_files_intervals(photo):
+    from jpegfix.dct import block_dct, jpeg_planes
+
+    restorer = tiny_restorer()
+    torch.nn.init.normal_(restorer.net.tail[-1].weight, std=0.05)  # an untrained net that moves pixels
+    # Kept off 0 and 255: clipping the result to the pixel range after the projection may
+    # push a saturated block's coefficients back out.
+    pixels = np.ascontiguousarray((photo[:64, :96] * 0.8 + 25).astype(np.uint8))
+    from jpegfix.data import jpeg_roundtrip
+
+    decoded = jpeg_roundtrip(pixels, 95, "4:4:4")
+    components = ijg_components(95, 3, "4:4:4")
+    free = restore_pixels(restorer, decoded, components, project=False)
+    held = restore_pixels(restorer, decoded, components)
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))[None]).float()
+    luma = lambda a: block_dct(jpeg_planes(as_tensor(a), 1)[0])
+    table = torch.from_numpy(components[0].table).float()
+    k = torch.round(luma(decoded / 255) / table)
+    outside = lambda a: float(((luma(a) / table - k).abs() > 0.5 + 1e-3).float().mean())
+    assert outside(free) > 0.2 and outside(held) == 0
+
+
+def test_ensemble_of_rotations_and_flips(photo):
+    restorer = tiny_restorer()
+    torch.nn.init.normal_(restorer.net.tail[-1].weight, std=0.1)
+    pixels = np.ascontiguousarray(photo[:40, :56])  # not square, not on the 16-pixel grid
+    components = ijg_components(20, 3, "4:2:2")
+    single = restore_pixels(restorer, pixels, components, project=False)
+    averaged = restore_pixels(restorer, pixels, components, project=False, ensemble=True)
+    assert averaged.shape == single.shape == (40, 56, 3)
+    assert 0 < np.abs(averaged - single).mean() < 0.1  # a different, nearby answer
+    # An identity network is unchanged by the ensemble: every orientation maps back exactly.
+    torch.nn.init.zeros_(restorer.net.tail[-1].weight)
+    torch.nn.init.zeros_(restorer.net.tail[-1].bias)
+    assert np.abs(restore_pixels(restorer, pixels, components, project=False, ensemble=True) - pixels / 255).max() < 1e-6

@@ -4,6 +4,13 @@ Means are over images (the mean of per-image scores, as papers report). The gain
 measured row is the mean over images of (row PSNR - ``jpeg`` PSNR), paired image by image;
 a published row's gain is over the plain-JPEG row of the same paper table when it has one
 (so that a protocol offset between that paper and us cancels), else over our ``jpeg`` row.
+
+Harm, for every measured row with a gain: how many of the paired images the model made
+worse (gain < 0), how many by more than :data:`HARM_TOLERANCE_DB` (the project's
+"never harmful" criterion), and the worst single-image gain. Where the input is the clean
+image itself (``--qf none``: the ``jpeg`` row is lossless, so there is no gain), the harm is
+read from the PSNR of the output against its input: mean and lowest.
+
 The terminal table is drawn by the CLI from :func:`table_cells`; nothing here prints.
 """
 
@@ -17,11 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from jpegfix.bench.protocol import BenchResult, BenchSettings, DatasetRun, Failure, ImageScore
+from jpegfix.bench.cases import IJG_TABLES, Degradation, ijg_column
+from jpegfix.bench.protocol import BenchResult, BenchSettings, DatasetRun, Failure, ImageScore, Refusal
 from jpegfix.bench.published import PublishedRow, Source, published_jpeg, published_rows
 from jpegfix.bench.speed import SpeedResult
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
+HARM_TOLERANCE_DB = 0.05
+"""An image more than this many dB below its input counts as harmed beyond tolerance."""
 
 
 @dataclass
@@ -36,6 +46,20 @@ class Mean:
     worst: float | None = None
     """Smallest per-image PSNR gain over our JPEG row (measured rows only): a model that
     helps on average but harms some images shows it here."""
+    paired: int = 0
+    """Images with a gain (scored by both this row and ``jpeg``)."""
+    worse: int | None = None
+    """Paired images with gain < 0."""
+    beyond_tolerance: int | None = None
+    """Paired images with gain < -HARM_TOLERANCE_DB."""
+    psnr_input: float | None = None
+    """Mean PSNR (dB) of the outputs against their inputs (None for ``jpeg``)."""
+    psnr_input_min: float | None = None
+    """Lowest per-image PSNR of an output against its input."""
+
+    @property
+    def worse_share(self) -> float | None:
+        return None if self.worse is None or not self.paired else self.worse / self.paired
 
 
 @dataclass
@@ -59,7 +83,10 @@ class DatasetSummary:
     images: int
     expected: int
     full_set: bool
-    qualities: list[int]
+    columns: list[str]
+    """Column labels in order (``QF50``, ``clean``, ``<table> (~QF93)``)."""
+    column_quality: dict[str, int | None]
+    """Each column's IJG quality (nearest for a named table; None: clean)."""
     rows: list[RowSummary]
     notes: list[str] = field(default_factory=list)
 
@@ -70,29 +97,25 @@ def summarize(result: BenchResult) -> list[DatasetSummary]:
 
 
 def _summarize_run(run: DatasetRun, result: BenchResult) -> DatasetSummary:
-    qualities = list(result.settings.qualities)
-    by_key: dict[tuple[str, int], dict[str, Any]] = {}
+    columns = result.column_list()
+    keys = [key for key, _ in columns]
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
     for s in run.scores:
-        by_key.setdefault((s.model, s.quality), {})[s.image] = s
+        by_key.setdefault((s.model, s.column), {})[s.image] = s
     rows = []
     for model in result.rows:
         if model in run.skipped:
             continue
-        means = {}
-        for q in qualities:
-            scores = list(by_key.get((model, q), {}).values())
-            jpeg = by_key.get(("jpeg", q), {})
-            paired = [s.psnr - jpeg[s.image].psnr for s in scores if s.image in jpeg]
-            means[q] = Mean(_mean([s.psnr for s in scores]), _mean([s.ssim for s in scores]),
-                            _mean([s.psnr_b for s in scores]), len(scores),
-                            _mean(paired) if model != "jpeg" else None,
-                            min(paired) if paired and model != "jpeg" else None)
+        means = {key: _measured_mean(list(by_key.get((model, key), {}).values()), by_key.get(("jpeg", key), {}),
+                                     model == "jpeg") for key in keys}
         note = "luma only" if model in run.luma_only else ""
         rows.append(RowSummary(model, "measured", means, note=note))
     summary = DatasetSummary(run.name, run.channel, run.channels == 3, run.images, run.expected, run.full_set,
-                             qualities, rows)
-    summary.notes += [_worst_note(row) for row in rows if any(m.worst is not None for m in row.means.values())]
-    ours = {q: m for q, m in rows[0].means.items()} if rows and rows[0].model == "jpeg" else {}
+                             keys, dict(columns), rows)
+    summary.notes += _refusal_notes(run)
+    ours = {q: rows[0].means[key] for key, q in columns if rows and rows[0].model == "jpeg" and q is not None}
+    plain = result.settings.degradation.none and result.settings.tables == IJG_TABLES
+    qualities = [q for _, q in columns if q is not None] if plain else []
     published = published_rows(run.name, run.channel, result.settings.subsampling, qualities, full_set=run.full_set)
     checked: set[str] = set()
     for row in published:
@@ -101,7 +124,7 @@ def _summarize_run(run: DatasetRun, result: BenchResult) -> DatasetSummary:
         for q, s in row.scores.items():
             reference = base.scores.get(q).psnr if base and q in base.scores else (ours[q].psnr if q in ours else None)
             gain = s.psnr - reference if s.psnr is not None and reference is not None and row.method != "jpeg" else None
-            means[q] = Mean(s.psnr, s.ssim, s.psnr_b, 0, gain)
+            means[ijg_column(q).key] = Mean(s.psnr, s.ssim, s.psnr_b, 0, gain)
         summary.rows.append(RowSummary(row.method, "published", means, row.source,
                                        "paper jpeg" if base else "jpeg"))
         if base and row.source.key not in checked and ours:
@@ -114,9 +137,32 @@ def _summarize_run(run: DatasetRun, result: BenchResult) -> DatasetSummary:
     return summary
 
 
-def _worst_note(row: RowSummary) -> str:
-    worst = ", ".join(f"q{q} {_signed(m.worst)}" for q, m in row.means.items() if m.worst is not None)
-    return f"{row.model}: worst single-image PSNR gain over JPEG {worst} dB"
+def _measured_mean(scores: list[ImageScore], jpeg: dict[str, ImageScore], is_jpeg: bool) -> Mean:
+    """Means of one measured row in one column, with its gain and harm over the ``jpeg`` row.
+
+    No gain where the ``jpeg`` row is lossless (the clean input): its PSNR is infinite.
+    """
+    mean = Mean(_mean([s.psnr for s in scores]), _mean([s.ssim for s in scores]),
+                _mean([s.psnr_b for s in scores]), len(scores))
+    if is_jpeg:
+        return mean
+    gains = [s.psnr - jpeg[s.image].psnr for s in scores if s.image in jpeg and math.isfinite(jpeg[s.image].psnr)]
+    if gains:
+        mean.gain, mean.worst, mean.paired = _mean(gains), min(gains), len(gains)
+        mean.worse = sum(g < 0 for g in gains)
+        mean.beyond_tolerance = sum(g < -HARM_TOLERANCE_DB for g in gains)
+    changes = [s.psnr_input for s in scores if s.psnr_input is not None]
+    if changes:
+        mean.psnr_input, mean.psnr_input_min = _mean(changes), min(changes)
+    return mean
+
+
+def _refusal_notes(run: DatasetRun) -> list[str]:
+    by_model: dict[str, list[Any]] = {}
+    for refusal in run.refusals:
+        by_model.setdefault(refusal.model, []).append(refusal)
+    return [f"{model} refused {len(items)} image(s) ({', '.join(sorted({r.column for r in items}))}): {items[0].reason}"
+            for model, items in by_model.items()]
 
 
 def _offset_note(source: Source, base: PublishedRow, ours: dict[int, Mean]) -> str:
@@ -132,7 +178,7 @@ def _offset_note(source: Source, base: PublishedRow, ours: dict[int, Mean]) -> s
 def table_cells(summary: DatasetSummary, *, multiline: bool = True) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of strings: one row per model, one cell per quality holding PSNR (gain),
     SSIM and PSNR-B. Published rows are labelled ``name (paper: source)``."""
-    header = ["model"] + [f"QF{q}" for q in summary.qualities]
+    header = ["model"] + list(summary.columns)
     body = []
     for row in summary.rows:
         label = row.model
@@ -141,8 +187,8 @@ def table_cells(summary: DatasetSummary, *, multiline: bool = True) -> tuple[lis
         elif row.note:
             label = f"{row.model} ({row.note})"
         cells = [label]
-        for q in summary.qualities:
-            cells.append(_cell(row.means.get(q), row.kind == "published", summary.images, multiline))
+        for key in summary.columns:
+            cells.append(_cell(row.means.get(key), row.kind == "published", summary.images, multiline))
         body.append(cells)
     return header, body
 
@@ -155,7 +201,30 @@ def _cell(mean: Mean | None, published: bool, images: int, multiline: bool) -> s
     ssim_text = "-" if mean.ssim is None else f"{mean.ssim:.{_ssim_digits(mean.ssim) if published else 4}f}"
     psnrb_text = _fmt(mean.psnr_b)
     separator = "\n" if multiline else " / "
-    return separator.join([psnr_text, ssim_text, psnrb_text])
+    harm = harm_text(mean, "\n") if multiline else ""
+    return separator.join([psnr_text, ssim_text, psnrb_text] + ([harm] if harm else []))
+
+
+def harm_text(mean: Mean | None, separator: str = ", ") -> str:
+    """``worse 3/12, 1 < -0.05, min -0.31``: images made worse, how many of them beyond
+    tolerance, worst gain (dB); for a clean input ``vs input 47.10, min 41.20`` (PSNR of the
+    outputs against their inputs, mean and lowest). ``separator`` goes before ``min``."""
+    if mean is None:
+        return ""
+    if mean.worse is not None:
+        return (f"worse {mean.worse}/{mean.paired}, {mean.beyond_tolerance} < -{HARM_TOLERANCE_DB:g}"
+                f"{separator}min {_signed(mean.worst)}")
+    if mean.psnr_input is not None:
+        return f"vs input {_fmt(mean.psnr_input)}{separator}min {_fmt(mean.psnr_input_min)}"
+    return ""
+
+
+def harm_cells(summary: DatasetSummary) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the harm table: one row per measured model, :func:`harm_text` per column."""
+    header = ["model"] + list(summary.columns)
+    body = [[row.model] + [harm_text(row.means.get(key)) or "-" for key in summary.columns]
+            for row in summary.rows if row.kind == "measured" and row.model != "jpeg"]
+    return header, body
 
 
 def to_json(result: BenchResult) -> dict[str, Any]:
@@ -171,17 +240,24 @@ def to_json(result: BenchResult) -> dict[str, Any]:
                 "source": (row.source.citation if row.source else None),
                 "source_key": (row.source.key if row.source else None),
                 "gain_over": row.gain_over,
-                "scores": {str(q): {"psnr": m.psnr, "ssim": m.ssim, "psnr_b": m.psnr_b, "images": m.n,
-                                    "gain": m.gain} for q, m in row.means.items()},
+                "scores": {key: _mean_json(m) for key, m in row.means.items()},
             } for row in summary.rows],
             "failures": [vars(f) for f in run.failures],
+            "refusals": [vars(r) for r in run.refusals],
         })
+    settings = result.settings
+    degradation = settings.degradation
     return _json_safe({
         "report_version": REPORT_VERSION,
         "protocol": result.protocol,
-        "settings": {"qualities": list(result.settings.qualities), "subsampling": result.settings.subsampling,
-                     "channel": result.settings.channel,
-                     "save_images": str(result.settings.save_images) if result.settings.save_images else None},
+        "settings": {"qualities": list(settings.qualities), "subsampling": settings.subsampling,
+                     "channel": settings.channel,
+                     "save_images": str(settings.save_images) if settings.save_images else None,
+                     "tables": settings.tables,
+                     "degradation": {"requality": degradation.requality, "resize": degradation.resize,
+                                     "shift": list(degradation.shift) if degradation.shift else None}},
+        "harm_tolerance_db": HARM_TOLERANCE_DB,
+        "columns": [{"key": key, "quality": q} for key, q in result.column_list()],
         "rows": result.rows,
         "datasets": datasets,
         "images": [vars(s) for run in result.datasets for s in run.scores],
@@ -195,14 +271,21 @@ def result_from_json(data: dict[str, Any]) -> BenchResult:
     from jpegfix.bench.datasets import DATASETS
 
     settings = data["settings"]
+    degradation = settings.get("degradation") or {}
+    shift = degradation.get("shift")
     result = BenchResult(
         BenchSettings(tuple(settings["qualities"]), settings["subsampling"], settings.get("channel"),
-                      Path(settings["save_images"]) if settings.get("save_images") else None),
+                      Path(settings["save_images"]) if settings.get("save_images") else None,
+                      settings.get("tables", IJG_TABLES),
+                      Degradation(degradation.get("requality"), degradation.get("resize"),
+                                  tuple(shift) if shift else None)),
         list(data["rows"]), [], data.get("protocol", {}),
-        [SpeedResult(**entry) for entry in data.get("speed", [])])
+        [SpeedResult(**entry) for entry in data.get("speed", [])],
+        [(c["key"], c["quality"]) for c in data.get("columns", [])])
     images: dict[str, list[ImageScore]] = {}
     for entry in data.get("images", []):
-        values = {k: (float(v) if k in ("psnr", "ssim", "psnr_b") else v) for k, v in entry.items()}
+        values = {k: (float(v) if k in ("psnr", "ssim", "psnr_b", "psnr_input") and v is not None else v)
+                  for k, v in entry.items()}
         images.setdefault(entry["dataset"], []).append(ImageScore(**values))
     for d in data["datasets"]:
         spec = DATASETS.get(d["name"])
@@ -210,12 +293,13 @@ def result_from_json(data: dict[str, Any]) -> BenchResult:
         run = DatasetRun(d["name"], d["channel"], channels, d["images"], d["expected"],
                          d.get("registered", spec is not None), images.get(d["name"], []),
                          [Failure(**f) for f in d.get("failures", [])], dict(d.get("skipped", {})),
-                         list(d.get("luma_only", [])))
+                         list(d.get("luma_only", [])), [Refusal(**r) for r in d.get("refusals", [])])
         result.datasets.append(run)
     return result
 
 
-CSV_FIELDS = ["dataset", "image", "model", "quality", "channel", "subsampling", "psnr", "ssim", "psnr_b", "seconds", "error"]
+CSV_FIELDS = ["dataset", "image", "model", "quality", "column", "channel", "subsampling", "psnr", "ssim", "psnr_b",
+              "psnr_input", "seconds", "error"]
 
 
 def write_csv(result: BenchResult, path: str | Path) -> None:
@@ -226,15 +310,17 @@ def write_csv(result: BenchResult, path: str | Path) -> None:
         for run in result.datasets:
             common = {"channel": run.channel, "subsampling": result.settings.subsampling if run.channels == 3 else ""}
             for s in run.scores:
-                writer.writerow({"dataset": s.dataset, "image": s.image, "model": s.model, "quality": s.quality,
+                writer.writerow({"dataset": s.dataset, "image": s.image, "model": s.model,
+                                 "quality": "" if s.quality is None else s.quality, "column": s.column,
                                  "psnr": _csv_number(s.psnr), "ssim": _csv_number(s.ssim, 6),
-                                 "psnr_b": _csv_number(s.psnr_b), "seconds": f"{s.seconds:.4f}", "error": "",
-                                 **common})
+                                 "psnr_b": _csv_number(s.psnr_b),
+                                 "psnr_input": "" if s.psnr_input is None else _csv_number(s.psnr_input),
+                                 "seconds": f"{s.seconds:.4f}", "error": "", **common})
             for failure in run.failures:
                 writer.writerow({"dataset": failure.dataset, "image": failure.image, "model": failure.model or "*",
                                  "quality": failure.quality if failure.quality is not None else "*",
-                                 "psnr": "", "ssim": "", "psnr_b": "", "seconds": "", "error": failure.error,
-                                 **common})
+                                 "column": failure.column or "*", "psnr": "", "ssim": "", "psnr_b": "",
+                                 "psnr_input": "", "seconds": "", "error": failure.error, **common})
 
 
 def markdown(result: BenchResult) -> str:
@@ -245,7 +331,7 @@ def markdown(result: BenchResult) -> str:
     for summary in summarize(result):
         what = "RGB" if summary.channel == "rgb" else "Y (BT.601 luma)"
         sub = f", JPEG {result.settings.subsampling}" if summary.colour else ", grey JPEG"
-        lines += [f"### {summary.name}: {what}, {summary.images} images{sub}", "",
+        lines += [f"### {summary.name}: {what}, {summary.images} images{sub}{case_title(result.settings)}", "",
                   "PSNR dB (gain over JPEG) / SSIM / PSNR-B dB", ""]
         header, body = table_cells(summary, multiline=False)
         lines.append("| " + " | ".join(header) + " |")
@@ -256,6 +342,13 @@ def markdown(result: BenchResult) -> str:
                 cells = [f"*{c}*" for c in cells]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        header, body = harm_cells(summary)
+        if body:
+            lines += [f"Harm: images made worse than their input (gain < 0) / of those, more than "
+                      f"{HARM_TOLERANCE_DB:g} dB worse / worst single-image gain (dB)", "",
+                      "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(cells) + " |" for cells in body]
+            lines.append("")
         lines += [f"- {note}" for note in summary.notes]
         if summary.notes:
             lines.append("")
@@ -269,6 +362,15 @@ def markdown(result: BenchResult) -> str:
     lines.append(f"Protocol: {protocol.get('encoder', '')}; metrics on uint8, no border crop; "
                  f"PSNR-B: {protocol.get('metrics', {}).get('psnr_b', '')}; torch {protocol.get('torch', '')}.")
     return "\n".join(lines) + "\n"
+
+
+def case_title(settings: BenchSettings) -> str:
+    """``, tables canon, resized x0.75``: what the columns were compressed with and how the
+    input was degraded, for table titles (empty for the plain IJG protocol)."""
+    parts = [] if settings.tables == IJG_TABLES else [f"tables {settings.tables}"]
+    if not settings.degradation.none:
+        parts.append(settings.degradation.describe())
+    return "".join(f", {part}" for part in parts)
 
 
 def speed_header() -> list[str]:
@@ -357,10 +459,11 @@ def _gain_panel(draw: Any, origin: tuple[int, int], summary: DatasetSummary, col
         if row.model == "jpeg" and row.kind == "measured":
             continue
         label = row.model if row.kind == "measured" else f"{row.model} (paper)"
-        points = [(q, m.gain) for q, m in sorted(row.means.items()) if m.gain is not None]
+        points = sorted((summary.column_quality[key], m.gain) for key, m in row.means.items()
+                        if m.gain is not None and summary.column_quality.get(key) is not None)
         if points:
             series.append((label, points, row.kind == "published"))
-    xs = [q for q in summary.qualities]
+    xs = [q for q in summary.column_quality.values() if q is not None] or [0, 100]
     ys = [g for _, pts, _ in series for _, g in pts] + [0.0]
     frame = _axes(draw, origin, f"{summary.name} ({summary.channel.upper()}): PSNR gain over JPEG",
                   "JPEG quality", "gain (dB)", (min(xs), max(xs)), (min(ys), max(ys)), log_x=False)
@@ -521,6 +624,13 @@ def _font(size: int) -> Any:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+def _mean_json(m: Mean) -> dict[str, Any]:
+    return {"psnr": m.psnr, "ssim": m.ssim, "psnr_b": m.psnr_b, "images": m.n, "gain": m.gain,
+            "paired": m.paired, "worse": m.worse, "worse_share": m.worse_share,
+            "beyond_tolerance": m.beyond_tolerance, "worst": m.worst,
+            "psnr_input": m.psnr_input, "psnr_input_min": m.psnr_input_min}
+
 
 def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None

@@ -18,7 +18,22 @@ def bench_command(
     dataset: Annotated[Optional[str], typer.Option(
         "--dataset", "-d", help="Comma list of live1, live1_gray, classic5, bsds500, bsds500_gray or image "
                                 "folders (default: live1; none with --speed alone).")] = None,
-    qf: Annotated[str, typer.Option("--qf", help="Comma list of JPEG qualities 1..100.")] = "10,20,30,40",
+    qf: Annotated[Optional[str], typer.Option(
+        "--qf", help="Comma list of JPEG qualities 1..100 (default 10,20,30,40) and/or 'none': the clean image "
+                     "as input, scored against itself (how much a model changes an image that needs nothing).")] = None,
+    tables: Annotated[str, typer.Option(
+        "--tables", help="Compress with 'ijg' tables at each --qf quality, or with every table of a named "
+                         "real-world set (cameras, phones, editors; one column per table, labelled with its "
+                         "nearest IJG quality; --qf then only takes 'none').")] = "ijg",
+    requality: Annotated[Optional[int], typer.Option(
+        "--requality", help="Double compression: save each decoded JPEG again at this IJG quality on the same "
+                            "grid; models get that file's (last) tables.")] = None,
+    resize: Annotated[Optional[float], typer.Option(
+        "--resize", help="Resize each decoded image by this factor (bicubic, antialiased); the input has no "
+                         "tables; the reference is the clean image resized alike.")] = None,
+    shift: Annotated[Optional[str], typer.Option(
+        "--shift", help="X,Y: crop X columns and Y rows off each decoded image (off the 8x8 grid); the input "
+                        "has no tables; the reference is cropped alike.")] = None,
     model: Annotated[Optional[str], typer.Option(
         "--model", "-m", help="Comma list of jpegfix models and peers (arcnn, dncnn3). The jpeg row is always shown.")] = None,
     peers_dir: Annotated[Optional[Path], typer.Option(
@@ -27,9 +42,12 @@ def bench_command(
         "--no-peers", help="Run peers only when named in --model, even if their weights are present.")] = False,
     data_root: Annotated[Optional[Path], typer.Option(
         "--data-root", help="Folder holding the data set folders (else $JPEGFIX_DATA, the cache, ../shared/data/bench).")] = None,
-    subsampling: Annotated[str, typer.Option("--subsampling", help="Chroma subsampling of colour JPEGs: 420 or 444.")] = "420",
+    subsampling: Annotated[str, typer.Option(
+        "--subsampling", help="Chroma subsampling of colour JPEGs: 420, 422 or 444.")] = "420",
     channel: Annotated[Optional[str], typer.Option(
         "--channel", help="Score colour sets on rgb or y (MATLAB BT.601 luma); grey sets are always y.")] = None,
+    project: Annotated[bool, typer.Option("--projection/--no-projection", help="Project table-guided results into the file's quantization intervals, as restore does by default.")] = True,
+    ensemble: Annotated[bool, typer.Option("--ensemble", help="x8 self-ensemble of jpegfix's models, as restore --ensemble.")] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Use the first N images of each set.")] = None,
     save_images: Annotated[Optional[Path], typer.Option("--save-images", help="Keep decoded and restored images here (PNG).")] = None,
     json_output: JsonOpt = False,
@@ -44,24 +62,36 @@ def bench_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Benchmark models on standard sets: PSNR, SSIM, PSNR-B per quality beside plain JPEG,
-    the peers and published figures; with --speed, time and memory per model."""
+    the peers and published figures, and the harm (images made worse, the worst loss); with
+    --speed, time and memory per model.
+
+    Inputs without tables (--qf none, --resize, --shift) go to table-guided models through
+    the restore engine's model choice for a PNG; where it gives no tables the model is
+    refused for that image (a note, not a failure). See docs/bench.md."""
     from jpegfix.bench import datasets as data_sets
     from jpegfix.bench.peers import default_peers_dir
-    from jpegfix.bench.protocol import SUBSAMPLINGS, BenchSettings
+    from jpegfix.bench.cases import IJG_TABLES, Degradation
+    from jpegfix.bench.protocol import SUBSAMPLINGS, BenchSettings, plan_columns
     from jpegfix.bench.rows import plan_rows
     from jpegfix.errors import JpegfixError
 
     try:
-        qualities = _qualities(qf)
+        if qf is None:
+            qualities: list[int | None] = [10, 20, 30, 40] if tables == IJG_TABLES else []
+        else:
+            qualities = _qualities(qf)
         if subsampling not in SUBSAMPLINGS:
-            raise ValueError(f"--subsampling must be 420 or 444, got {subsampling!r}")
+            raise ValueError(f"--subsampling must be 420, 422 or 444, got {subsampling!r}")
         if channel is not None and channel not in ("rgb", "y"):
             raise ValueError(f"--channel must be rgb or y, got {channel!r}")
         width, height = _size(size)
         for option, value in (("--limit", limit), ("--repeats", repeats), ("--warmup", warmup)):
             if value is not None and value < 1:
                 raise ValueError(f"{option} must be at least 1, got {value}")
-        settings = BenchSettings(tuple(qualities), SUBSAMPLINGS[subsampling], channel, save_images)
+        degradation = Degradation(requality, resize, _shift(shift) if shift is not None else None)
+        settings = BenchSettings(tuple(qualities), SUBSAMPLINGS[subsampling], channel, save_images, tables, degradation,
+                                 project, ensemble)
+        plan_columns(settings)  # an unknown table set is bad input, before any model loads
         names = _split(dataset) if dataset else ([] if speed else ["live1"])
         sets = [data_sets.resolve_dataset(name, data_root, limit=limit) for name in names]
         peers = peers_dir if peers_dir is not None else default_peers_dir()
@@ -105,8 +135,8 @@ def _run_quality(sets, refs, settings, device, quiet):  # type: ignore[no-untype
             if event.failure is not None:
                 f = event.failure
                 what = f"{f.model} " if f.model else ""
-                quality = f" q{f.quality}" if f.quality is not None else ""
-                progress.console.print(f"failed: {f.dataset}/{f.image}{quality} {what}- {f.error}", highlight=False)
+                column = f" {f.column}" if f.column else ""
+                progress.console.print(f"failed: {f.dataset}/{f.image}{column} {what}- {f.error}", highlight=False)
             if event.done >= 0:
                 progress.update(task, completed=event.done, total=event.total, description=event.message)
 
@@ -138,7 +168,8 @@ def _run_speed(refs, device, width, height, repeats, warmup, subsampling, quiet)
 def _render(result, json_output: bool) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
-    from jpegfix.bench.report import speed_cells, speed_header, summarize, table_cells, to_json
+    from jpegfix.bench.report import (HARM_TOLERANCE_DB, case_title, speed_cells, speed_header, summarize,
+                                      table_cells, to_json)
 
     if json_output:
         typer.echo(json.dumps(to_json(result), indent=2))
@@ -149,8 +180,10 @@ def _render(result, json_output: bool) -> None:  # type: ignore[no-untyped-def]
     for summary in summarize(result):
         header, body = table_cells(summary)
         channel = "RGB" if summary.channel == "rgb" else "Y (BT.601 luma)"
-        table = Table(title=f"{summary.name}: {channel}, {summary.images} images",
-                      caption="PSNR dB (gain over JPEG) / SSIM / PSNR-B dB; * some images failed; "
+        table = Table(title=f"{summary.name}: {channel}, {summary.images} images{case_title(result.settings)}",
+                      caption=f"PSNR dB (gain over JPEG) / SSIM / PSNR-B dB / harm: images worse than their "
+                              f"input, of those more than {HARM_TOLERANCE_DB:g} dB worse, worst gain (clean input: "
+                              f"PSNR vs input, mean and lowest); * some images failed or were refused; "
                               "† gain over our JPEG row", show_lines=True)
         for index, name in enumerate(header):
             table.add_column(name, justify="left" if index == 0 else "right", no_wrap=index == 0)
@@ -192,19 +225,30 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _qualities(text: str) -> list[int]:
-    values = []
+def _qualities(text: str) -> list[int | None]:
+    values: list[int | None] = []
     for part in _split(text):
+        if part.lower() == "none":
+            values.append(None)
+            continue
         try:
             value = int(part)
         except ValueError:
-            raise ValueError(f"--qf takes whole numbers 1..100, got {part!r}") from None
+            raise ValueError(f"--qf takes whole numbers 1..100 or none, got {part!r}") from None
         if not 1 <= value <= 100:
             raise ValueError(f"JPEG quality must be in 1..100, got {value}")
         values.append(value)
     if not values:
         raise ValueError("--qf needs at least one quality")
-    return sorted(set(values))
+    return sorted(set(values), key=lambda q: -1 if q is None else q)
+
+
+def _shift(text: str) -> tuple[int, int]:
+    try:
+        x, y = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--shift takes X,Y in pixels, got {text!r}") from None
+    return x, y
 
 
 def _size(text: str) -> tuple[int, int]:

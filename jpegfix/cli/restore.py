@@ -23,6 +23,8 @@ def restore_command(
     quality: Annotated[Optional[int], typer.Option("--quality", min=1, max=100, help="Strength: treat images as IJG JPEGs of this quality instead of reading their tables (useful for photos compressed several times).")] = None,
     samples: Annotated[int, typer.Option("--samples", min=1, max=100, help="Candidates per image from a sampling model (--model one-to-many): NAME_1.png ... NAME_N.png.")] = 1,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Noise seed of the first candidate (candidate i uses seed + i - 1); the same seed gives the same picture.")] = 0,
+    project: Annotated[bool, typer.Option("--projection/--no-projection", help="Keep table-guided results inside the file's quantization intervals (an image the JPEG could have come from; guards high-quality files).")] = True,
+    ensemble: Annotated[bool, typer.Option("--ensemble", help="Average the 8 rotations and flips of each image: slightly better, 8x slower.")] = False,
     suffix: Annotated[str, typer.Option("--suffix", help="Appended to each output file name before .png.")] = "",
     bits: Annotated[int, typer.Option("--bits", help="Output bit depth, 8 or 16.")] = 8,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Recurse into folders and mirror their structure.")] = False,
@@ -54,7 +56,7 @@ def restore_command(
         raise typer.BadParameter(f"{model or 'the default models'} give one result per image; candidates need a "
                                  f"sampling model (--model one-to-many)", param_hint="--samples")
     options = RestoreOptions(model=model, device=device, tile=tile, quality=quality, bits=bits,
-                             samples=samples, seed=seed,
+                             samples=samples, seed=seed, project=project, ensemble=ensemble,
                              overwrite=overwrite, skip_existing=skip_existing,
                              max_pixels=int(max_megapixels * 1e6), readout=as_json)
     jobs, problems = plan_jobs(inputs, out, recursive=recursive, suffix=suffix)

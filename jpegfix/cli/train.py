@@ -25,6 +25,7 @@ def train_command(
     weights_dir: Annotated[Path, typer.Option("--weights-dir", help="Where --export writes.")] = Path("weights"),
     val_every: Annotated[int, typer.Option(help="Validate every N steps.")] = 500,
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 250,
+    init: Annotated[Optional[str], typer.Option("--init", help="Start from this model's shipped weights (when the run folder has no checkpoint).")] = None,
     device: DeviceOpt = "auto",
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
 ) -> None:
@@ -46,12 +47,13 @@ def train_command(
         raise typer.BadParameter(str(error)) from None
 
     report = TrainingDisplay()
+    command = "jpegfix " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
         state = train(recipe, out, device=device, resume=resume, val_every=val_every,
-                      checkpoint_every=checkpoint_every, stage=stage, on_progress=report)
+                      checkpoint_every=checkpoint_every, stage=stage, init=init, command=command,
+                      on_progress=report)
         report.close()
         if export:
-            command = "jpegfix " + " ".join(shlex.quote(a) for a in sys.argv[1:])
             for path in export_run(recipe, out, state, export, weights_dir, command, stage):
                 console.print(f"exported {path}")
     except JpegfixError as error:

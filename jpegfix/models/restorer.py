@@ -80,9 +80,11 @@ class Restorer:
             out = self.net(*args, context) if context is not None else self.net(*args)
         return out.float().clamp_(0, 1)
 
-    def restore(self, pixels, components=None, tile: int = 0, seed: int = 0):
+    def restore(self, pixels, components=None, tile: int = 0, seed: int = 0, project: bool = True,
+                ensemble: bool = False):
         """Convenience: restore (H, W, C) uint8 ``pixels`` and return uint8 (see engine.restore_pixels)."""
         from jpegfix.engine import restore_pixels
         from jpegfix.output import quantize
 
-        return quantize(restore_pixels(self, pixels, components, tile=tile, seed=seed), 8)
+        pixels = restore_pixels(self, pixels, components, tile=tile, seed=seed, project=project, ensemble=ensemble)
+        return quantize(pixels, 8)

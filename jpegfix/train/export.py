@@ -56,13 +56,18 @@ def _card(recipe, spec, state: RunState, name: str, command: str, curve: list[di
         "arch": spec.arch.__name__,
         "description": spec.description,
         "jpegfix_version": jpegfix.__version__,
-        "command": command,
-        "training_data": [str(p) for p in getattr(recipe, "data", [])],
-        "validation_data": [str(p) for p in getattr(recipe, "val", [])],
+        "command": _by_name(command, recipe),
+        # Data sets by name: a machine's paths say nothing to the card's readers.
+        "training_data": [Path(p).name for p in getattr(recipe, "data", [])],
+        "validation_data": [Path(p).name for p in getattr(recipe, "val", [])],
         "recipe": json.loads(json.dumps(recipe.config.__dict__, default=list)),
         **recipe.card(),
         "steps": {point["stage"]: point["step"] for point in state.curve},
-        "wall_time_s": round(sum(_stage_seconds(state.curve).values()), 1),
+        # A run's seconds accumulate over its stages and invocations: the last point is the total.
+        "wall_time_s": max((point["seconds"] for point in state.curve), default=0.0),
+        "cpu_time_s": round(state.cpu_seconds, 1),
+        "history": [{**record, "command": _by_name(record.get("command", ""), recipe)} for record in state.history],
+        **({"init": state.init} if state.init else {}),
         "device": _device_name(),
         "torch_version": torch.__version__,
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -72,11 +77,11 @@ def _card(recipe, spec, state: RunState, name: str, command: str, curve: list[di
     }
 
 
-def _stage_seconds(curve: list[dict]) -> dict[str, float]:
-    seconds: dict[str, float] = {}
-    for point in curve:
-        seconds[point["stage"]] = point["seconds"]
-    return seconds
+def _by_name(command: str, recipe) -> str:
+    """``command`` with each data folder's path replaced by ``DATA/<its name>``."""
+    for folder in [*getattr(recipe, "data", []), *getattr(recipe, "val", [])]:
+        command = command.replace(str(folder), f"DATA/{Path(folder).name}")
+    return command
 
 
 def _device_name() -> str:

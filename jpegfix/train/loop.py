@@ -129,6 +129,15 @@ class RunState:
     checkpoints left out): the fair clock on a shared machine, where wall time depends on
     what else runs."""
     curve: list[dict[str, Any]] = field(default_factory=list)
+    cpu_seconds: float = 0.0
+    """CPU time of the training process over every invocation (all threads): on a shared
+    machine it, not wall time, is what makes runs of different recipes comparable."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """One record per invocation of ``train`` on this run folder: command, start, threads,
+    device, the stage and step it started at."""
+    init: dict[str, Any] = field(default_factory=dict)
+    """Where the weights started when not from scratch: the model, its sha256 and its own
+    card's curve and commands, so a card keeps the lineage across run folders."""
 
 
 def train(
@@ -141,12 +150,17 @@ def train(
     checkpoint_every: int = 250,
     amp: bool = True,
     stage: str | None = None,
+    init: str | None = None,
+    command: str = "",
     on_progress: Callable[[Progress], None] = lambda progress: None,
 ) -> RunState:
     """Train ``recipe`` into ``run_dir`` and return the final :class:`RunState`.
 
     ``stage`` runs only the stage of that name. A later stage continues the run folder's
     checkpoint (``resume`` is implied), so the stages before it must have finished there.
+    ``init`` names a registered model whose verified weights start the recipe's main
+    network when the run folder has no checkpoint (a run folder lost between sessions
+    resumes from the shipped weights). ``command`` is recorded in the run's history.
 
     Raises:
         JpegfixError: ``stage`` cannot run in this run folder (unknown, earlier stages not
@@ -170,11 +184,19 @@ def train(
     if resume and checkpoint_path.exists():
         state = _load_checkpoint(checkpoint_path, ctx)
         _reopen_extended_stage(state, stages)
-    elif ctx.rank == 0:
-        _write_json(run_dir / "recipe.json", {"method": recipe.method, "config": _plain(recipe.config)})
+    else:
+        if init:
+            state.init = _initialise(recipe, ctx, init)
+        if ctx.rank == 0:
+            _write_json(run_dir / "recipe.json", {"method": recipe.method, "config": _plain(recipe.config)})
     end = len(stages)
     if only is not None:
         end = _check_stage(stages, only, state, run_dir) + 1
+    state.history.append({
+        "command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "threads": torch.get_num_threads(), "device": str(ctx.device),
+        "stage": stages[min(state.stage_index, len(stages) - 1)].name, "step": state.step,
+    })
     for index in range(state.stage_index, end):
         stage = stages[index]
         ctx.start_stage(stage)
@@ -183,6 +205,7 @@ def train(
             _restore_optimizers(checkpoint_path, ctx)
         batch_of = stage.make_batches(ctx)
         started = time.perf_counter() - state.seconds
+        cpu_started = time.process_time() - state.cpu_seconds
         for step in range(first, stage.steps):
             cpu_start = time.process_time()
             scalars = stage.step(batch_of(step * ctx.world_size + ctx.rank), ctx)
@@ -191,6 +214,7 @@ def train(
             state.cpu_seconds += time.process_time() - cpu_start
             state.stage_index, state.step = index, step + 1
             state.seconds = time.perf_counter() - started
+            state.cpu_seconds = time.process_time() - cpu_started
             validation = None
             last = step + 1 == stage.steps
             if ctx.rank == 0 and ((step + 1) % val_every == 0 or last):
@@ -208,6 +232,29 @@ def train(
     if distributed:
         torch.distributed.destroy_process_group()
     return state
+
+
+def _initialise(recipe: Recipe, ctx: Context, model: str) -> dict[str, Any]:
+    """Load registered ``model``'s verified weights into the recipe's main exported network
+    and return the lineage record for :attr:`RunState.init`.
+
+    Raises:
+        JpegfixError: unknown model, missing weights, or an architecture that does not match.
+    """
+    from jpegfix.models import MODELS
+    from jpegfix.weights import load_model
+
+    module, _ = next(iter(recipe.exports().items()))
+    net, card = load_model(MODELS.get(model), download=False)
+    try:
+        ctx.modules[module].load_state_dict(net.state_dict())
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise JpegfixError(f"--init {model}: its weights do not fit this recipe's network ({first})") from None
+    card = card or {}
+    return {"model": model, "sha256": card.get("sha256"), "command": card.get("command"),
+            "history": card.get("history", []), "init": card.get("init", {}),
+            "validation_curve": card.get("validation_curve", []), "wall_time_s": card.get("wall_time_s")}
 
 
 def _validate(recipe: Recipe, ctx: Context, stage: Stage) -> dict[str, float]:

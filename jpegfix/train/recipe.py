@@ -100,10 +100,13 @@ class RecipeData:
     spec: Any
     _images: list | None = None
 
+    jpeg_scale: float = 1.0
+    """Scale applied to training images stored as JPEG files (see :func:`jpegfix.data.load_image`)."""
+
     def training_images(self) -> list:
         """(H, W, C) uint8 images of every ``data`` folder, in the model's channel count."""
         from jpegfix.data import list_images, load_image
 
         if self._images is None:
-            self._images = [load_image(p, self.spec.channels) for p in list_images(self.data)]
+            self._images = [load_image(p, self.spec.channels, self.jpeg_scale) for p in list_images(self.data)]
         return self._images

@@ -50,9 +50,10 @@ class FakeRestorer:
     offset: int = 0
     fail_on: set = field(default_factory=set)
     calls: list = field(default_factory=list)
+    needs_tables: bool = True
 
     def __post_init__(self) -> None:
-        self.spec = FakeSpec(self.name, self.channels)
+        self.spec = FakeSpec(self.name, self.channels, self.needs_tables)
         self.card = {"name": self.name, "path": Path("/nowhere"), "score": np.float32(1.5)}
         self.device = torch.device("cpu")
         self.net = nn.Conv2d(self.channels, self.channels, 3, padding=1)
@@ -64,3 +65,22 @@ class FakeRestorer:
         with torch.inference_mode():
             self.net(torch.zeros(1, self.channels, *pixels.shape[:2]))
         return np.clip(pixels.astype(int) + self.offset, 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class FakeTableSet:
+    """The interface of ``jpegfix.table_sets`` entries: name, luma and chroma (8x8, natural order)."""
+
+    name: str
+    luma: np.ndarray
+    chroma: np.ndarray | None = None
+
+
+def fake_table_sets(sets: dict[str, list[FakeTableSet]]):
+    """A stand-in ``jpegfix.table_sets`` module holding ``sets``, for ``monkeypatch.setitem(sys.modules, ...)``."""
+    import types
+
+    module = types.ModuleType("jpegfix.table_sets")
+    module.NAMES = tuple(sets)
+    module.named = lambda name: list(sets[name])
+    return module

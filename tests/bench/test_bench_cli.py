@@ -85,7 +85,13 @@ def test_speed_alone_times_models_side_by_side(no_peers, monkeypatch):
     (["--dataset", "live9"], "unknown data set 'live9'"),
     (["--model", "qgcn-colour-s"], "unknown model 'qgcn-colour-s'; did you mean qgcn-color-s"),
     (["--model", "arcnn"], "arcnn weights not found"),
-    (["--subsampling", "411"], "--subsampling must be 420 or 444"),
+    (["--subsampling", "411"], "--subsampling must be 420, 422 or 444"),
+    (["--qf", "none,abc"], "--qf takes whole numbers 1..100 or none"),
+    (["--shift", "3"], "--shift takes X,Y in pixels"),
+    (["--shift", "0,0"], "--shift takes X,Y in 0..64, not both 0"),
+    (["--resize", "0"], "--resize must be in 0.1..4"),
+    (["--requality", "101"], "--requality must be in 1..100"),
+    (["--tables", "ijg", "--qf", "none", "--requality", "0"], "--requality must be in 1..100"),
     (["--channel", "cb"], "--channel must be rgb or y"),
     (["--size", "big", "--speed"], "--size takes WIDTHxHEIGHT"),
     (["--limit", "0"], "--limit must be at least 1, got 0"),
@@ -111,3 +117,74 @@ def test_a_failing_image_is_reported_and_the_exit_code_says_so(tiny_set, no_peer
     assert result.exit_code == 1
     assert "failed: tiny/zz.png" in result.stderr.replace(str(tiny_set.parent) + "/", "") or "zz.png" in result.stderr
     assert "jpeg" in result.stdout
+
+
+def test_clean_and_resized_inputs_score_harm_and_change(tiny_set, no_peers, monkeypatch):
+    import jpegfix.engine as engine
+    from conftest import tiny_restorer
+
+    monkeypatch.setattr(engine, "load_restorer", lambda name, device: tiny_restorer(name))
+    result = runner.invoke(app, ["bench", "-d", str(tiny_set), "--qf", "none,95,100", "--resize", "0.75",
+                                 "-m", "cqr-color-s,qgcn-color-s", "--peers-dir", no_peers, "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [c["key"] for c in data["columns"]] == ["clean", "QF95", "QF100"]
+    assert data["settings"]["degradation"] == {"requality": None, "resize": 0.75, "shift": None}
+    assert "resized x0.75" in data["protocol"]["degradation"]
+    dataset = data["datasets"][0]
+    cqr = next(r for r in dataset["rows"] if r["model"] == "cqr-color-s")["scores"]
+    assert cqr["clean"]["gain"] is None and cqr["clean"]["psnr_input_min"] <= cqr["clean"]["psnr_input"]
+    assert cqr["QF95"]["paired"] == 2 and 0 <= cqr["QF95"]["worse"] <= 2 and cqr["QF95"]["worst"] is not None
+    qgcn_images = [i for i in data["images"] if i["model"] == "qgcn-color-s"]
+    assert len(qgcn_images) + len(dataset["refusals"]) == 2 * 3  # tables recovered, or refused per image
+    assert {i["image"] for i in data["images"] if i["model"] == "jpeg"} == {"img0.png", "img1.png"}
+
+
+def test_named_table_set_and_422_and_requality(tmp_path, tiny_set, no_peers, monkeypatch):
+    import sys
+
+    import numpy as np
+
+    import jpegfix
+    from jpegfix.qmaps import ijg_table
+
+    from bench_helpers import FakeTableSet, fake_table_sets
+
+    module = fake_table_sets({"phones": [FakeTableSet("cam-a", ijg_table(85) + 1),
+                                         FakeTableSet("cam-b", ijg_table(60))]})
+    monkeypatch.setitem(sys.modules, "jpegfix.table_sets", module)
+    monkeypatch.setattr(jpegfix, "table_sets", module, raising=False)
+    markdown_path = tmp_path / "bench.md"
+    result = runner.invoke(app, ["bench", "-d", str(tiny_set), "--tables", "phones", "--subsampling", "422",
+                                 "--requality", "95", "--peers-dir", no_peers, "--markdown", str(markdown_path),
+                                 "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "cam-b (~QF60)" in result.stdout and "cam-a (~QF" in result.stdout
+    assert "tables phones, saved again as JPEG q95 on the same grid" in result.stdout
+    text = markdown_path.read_text()
+    assert "JPEG 4:2:2, tables phones" in text and "| model | cam-b (~QF60) | cam-a (~QF" in text
+    assert "Harm: images made worse" not in text  # no model row, so no harm table
+    bad = runner.invoke(app, ["bench", "-d", str(tiny_set), "--tables", "cameras", "--peers-dir", no_peers])
+    assert bad.exit_code == 2 and "--tables must be ijg or one of phones; got 'cameras'" in bad.stderr
+    mixed = runner.invoke(app, ["bench", "-d", str(tiny_set), "--tables", "phones", "--qf", "50",
+                                "--peers-dir", no_peers])
+    assert mixed.exit_code == 2 and "--qf may only be none" in mixed.stderr
+    assert np.array_equal(module.named("phones")[1].luma, ijg_table(60))
+
+
+def test_missing_table_sets_module_is_bad_input(tiny_set, no_peers, monkeypatch):
+    import sys
+
+    import jpegfix
+
+    monkeypatch.setitem(sys.modules, "jpegfix.table_sets", None)  # import raises ImportError
+    monkeypatch.delattr(jpegfix, "table_sets", raising=False)
+    result = runner.invoke(app, ["bench", "-d", str(tiny_set), "--tables", "phones", "--peers-dir", no_peers])
+    assert result.exit_code == 2 and "no named table sets" in result.stderr
+
+
+def test_help_documents_the_case_options():
+    result = runner.invoke(app, ["bench", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert result.exit_code == 0
+    for option in ("--tables", "--requality", "--resize", "--shift", "422", "'none'", "harm"):
+        assert option in result.stdout, option

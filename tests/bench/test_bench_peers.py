@@ -4,7 +4,7 @@ import torch
 
 from jpegfix.bench.peers import (ARCNN, DnCNN, arcnn_quality, available_peers, load_arcnn, load_peer,
                                  peer_files)
-from jpegfix.bench.protocol import compress
+from jpegfix.bench.cases import ijg_column, jpeg_round_trip
 from jpegfix.errors import InputError, MissingWeightsError
 from jpegfix.metrics import psnr, rgb_to_y
 from jpegfix.qmaps import ijg_components, ijg_table
@@ -71,7 +71,7 @@ def test_missing_peer_weights(tmp_path):
 def test_released_peers_load_and_remove_artifacts(photo):
     assert available_peers(SHARED_PEERS) == ["arcnn", "dncnn3"]
     luma = rgb_to_y(photo[100:196, 180:300])[..., None]  # studio-range luma, as the peers were trained on
-    decoded, _ = compress(luma, 10)
+    decoded, _ = jpeg_round_trip(luma, ijg_column(10), "4:2:0")
     components = ijg_components(10, 1)
     baseline = psnr(luma, decoded)
     for name in ("arcnn", "dncnn3"):

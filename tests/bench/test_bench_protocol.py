@@ -3,7 +3,8 @@ import pytest
 from PIL import Image
 
 from jpegfix.bench.datasets import resolve_dataset
-from jpegfix.bench.protocol import BenchSettings, compress, restore_with, run_benchmark, score
+from jpegfix.bench.cases import ijg_column, jpeg_round_trip
+from jpegfix.bench.protocol import BenchSettings, restore_with, run_benchmark, score
 from jpegfix.metrics import psnr, rgb_to_y
 from jpegfix.qmaps import ijg_table
 
@@ -26,10 +27,11 @@ def test_jpeg_row_scores_pillow_round_trip(colour_set):
     assert (run.channel, run.images, run.failures) == ("rgb", 3, [])
     assert len(run.scores) == 3 * 2 and {s.model for s in run.scores} == {"jpeg"}
     clean = colour_set.load(colour_set.paths[0])
-    decoded, tables = compress(clean, 10)
+    decoded, components = jpeg_round_trip(clean, ijg_column(10), "4:2:0")
     first = next(s for s in run.scores if s.image == "img0.png" and s.quality == 10)
-    assert first.psnr == pytest.approx(psnr(clean, decoded))
-    assert np.array_equal(tables[0], ijg_table(10)) and len(tables) == 2
+    assert first.psnr == pytest.approx(psnr(clean, decoded)) and first.column == "QF10"
+    assert np.array_equal(components[0].table, ijg_table(10)) and len(components) == 3
+    assert components[1].block_height == components[1].block_width == 16
     q10 = [s.psnr for s in run.scores if s.quality == 10]
     q50 = [s.psnr for s in run.scores if s.quality == 50]
     assert np.mean(q50) > np.mean(q10)
@@ -56,8 +58,9 @@ def test_grey_model_on_colour_set_restores_luma_only(colour_set):
     assert run.luma_only == ["grey-id", "grey-plus"] and run.failures == []
     scores = {(s.image, s.model): s.psnr for s in run.scores}
     assert all(scores[(p.name, "grey-id")] == scores[(p.name, "jpeg")] for p in colour_set.paths)
-    decoded, _ = compress(colour_set.load(colour_set.paths[0]), 30)
-    lifted = restore_with(brighter, decoded, 30, "4:2:0")
+    decoded, components = jpeg_round_trip(colour_set.load(colour_set.paths[0]), ijg_column(30), "4:2:0")
+    lifted = restore_with(brighter, decoded, components)
+    assert np.array_equal(brighter.calls[-1][1][0].table, ijg_table(30)) and len(brighter.calls[-1][1]) == 1
     # +10 on studio-range luma is +10 * 255/219 on R, G and B alike; chroma unchanged
     unclipped = (decoded > 20) & (decoded < 230)
     assert np.abs(lifted.astype(int) - decoded - 11.64)[unclipped].max() <= 0.5 + 1e-9
@@ -92,7 +95,7 @@ def test_colour_model_is_skipped_on_grey_sets_and_y_scores_for_grey(grey_set):
 def test_channel_y_scores_colour_sets_on_luma(colour_set):
     result = run_benchmark([colour_set], [], BenchSettings(qualities=(10,), channel="y"))
     clean = colour_set.load(colour_set.paths[0])
-    decoded, _ = compress(clean, 10)
+    decoded, _ = jpeg_round_trip(clean, ijg_column(10), "4:2:0")
     assert result.datasets[0].channel == "y"
     assert result.datasets[0].scores[0].psnr == pytest.approx(psnr(rgb_to_y(clean), rgb_to_y(decoded)))
     assert score(clean, decoded, "y")[0] == pytest.approx(psnr(rgb_to_y(clean), rgb_to_y(decoded)))
@@ -122,8 +125,9 @@ def test_protocol_record_and_saved_images(tmp_path, colour_set, grey_set):
     result = run_benchmark([colour_set, grey_set], [("same", model)], settings)
     protocol = result.protocol
     assert protocol["encoder"].startswith("Pillow ") and protocol["subsampling"] == "4:2:0"
-    assert protocol["tables"]["colour 4:2:0"]["40"]["ijg"] is True
-    assert protocol["tables"]["grey"]["40"]["ijg"] is True and len(protocol["tables"]["grey"]["40"]["sha256"]) == 64
+    assert protocol["tables"]["colour 4:2:0"]["QF40"]["ijg"] is True
+    grey = protocol["tables"]["grey"]["QF40"]
+    assert grey["ijg"] is True and grey["luma"] == ijg_table(40).tolist() and grey["luma_quality"] == 40
     assert "Yim" in protocol["metrics"]["psnr_b"] and protocol["torch"]
     assert protocol["models"]["same"]["card"] == {"name": "same", "path": "/nowhere", "score": 1.5}
     assert protocol["models"]["same"]["device"] == "cpu"
@@ -135,7 +139,7 @@ def test_protocol_record_and_saved_images(tmp_path, colour_set, grey_set):
 
 def test_settings_reject_bad_values():
     for bad in ({"qualities": (0,)}, {"qualities": (101,)}, {"qualities": ()}, {"subsampling": "4:1:1"},
-                {"channel": "cb"}):
+                {"channel": "cb"}, {"tables": "phones", "qualities": (50,)}):
         with pytest.raises(ValueError):
             BenchSettings(**bad)
 
@@ -148,3 +152,15 @@ def test_real_restorer_contract_runs_through_the_protocol(colour_set):
     result = run_benchmark([colour_set], [("qgcn-color-s", restorer)], BenchSettings(qualities=(10,)))
     run = result.datasets[0]
     assert run.failures == [] and len([s for s in run.scores if s.model == "qgcn-color-s"]) == 3
+
+
+def test_test_time_options_reach_jpegfix_models_and_not_peers(colour_set, monkeypatch):
+    from conftest import tiny_restorer
+
+    restorer, seen = tiny_restorer("qgcn-color-s"), []
+    real = type(restorer).restore
+    monkeypatch.setattr(type(restorer), "restore", lambda self, *a, **k: seen.append(k) or real(self, *a, **k))
+    settings = BenchSettings(qualities=(10,), project=False, ensemble=True)
+    result = run_benchmark([colour_set], [("qgcn-color-s", restorer), ("fake", FakeRestorer("fake", 3))], settings)
+    assert result.datasets[0].failures == [] and seen[0] == {"project": False, "ensemble": True}
+    assert result.protocol["test_time"] == {"projection": False, "ensemble": True}

@@ -48,13 +48,13 @@ def test_published_numbers_carry_sources_and_match_protocols():
 def test_summary_gains_are_paired_per_image_and_published_rows_follow():
     summary = summarize(fake_result())[0]
     jpeg, model = summary.rows[0], summary.rows[1]
-    assert jpeg.model == "jpeg" and jpeg.means[10].psnr == pytest.approx(28.5) and jpeg.means[10].gain is None
-    assert model.means[10].gain == pytest.approx(1.5) and model.means[20].n == 1
-    assert model.means[20].gain == pytest.approx(1.5)  # paired: only the image the model scored
+    assert jpeg.model == "jpeg" and jpeg.means["QF10"].psnr == pytest.approx(28.5) and jpeg.means["QF10"].gain is None
+    assert model.means["QF10"].gain == pytest.approx(1.5) and model.means["QF20"].n == 1
+    assert model.means["QF20"].gain == pytest.approx(1.5)  # paired: only the image the model scored
     qgcn = next(r for r in summary.rows if r.model == "qgcn" and r.kind == "published")
-    assert qgcn.means[10].gain == pytest.approx(29.74 - 27.77) and qgcn.gain_over == "paper jpeg"
+    assert qgcn.means["QF10"].gain == pytest.approx(29.74 - 27.77) and qgcn.gain_over == "paper jpeg"
     cqr = next(r for r in summary.rows if r.model == "cqr")
-    assert cqr.gain_over == "jpeg" and cqr.means[10].gain == pytest.approx(29.81 - 28.5)
+    assert cqr.gain_over == "jpeg" and cqr.means["QF10"].gain == pytest.approx(29.81 - 28.5)
     assert any(note.startswith("our jpeg row minus qgcn-t3's") for note in summary.notes)
     header, body = table_cells(summary, multiline=False)
     assert header == ["model", "QF10", "QF20"]
@@ -80,7 +80,8 @@ def test_json_is_strict_and_complete():
     dataset = data["datasets"][0]
     assert dataset["failures"][0]["error"] == "boom"
     model = next(r for r in dataset["rows"] if r["model"] == "model")
-    assert model["scores"]["20"]["images"] == 1
+    assert model["scores"]["QF20"]["images"] == 1 and model["scores"]["QF20"]["worse"] == 0
+    assert data["harm_tolerance_db"] == 0.05 and data["columns"][0] == {"key": "QF10", "quality": 10}
     assert any(r["kind"] == "published" and r["source"] for r in dataset["rows"])
     assert any(image["psnr"] == "inf" for image in data["images"])
     assert data["speed"][0]["megapixels_per_s"] == pytest.approx(0.01536)
@@ -131,10 +132,40 @@ def test_nice_ticks_cover_the_range():
         assert ticks[0] <= low and ticks[-1] >= high and 2 <= len(ticks) <= 8
 
 
-def test_summary_reports_each_models_worst_image():
+def test_harm_counts_images_made_worse_beyond_tolerance_and_the_worst():
     result = fake_result()
-    result.datasets[0].scores.append(ImageScore("live1_gray", "im2.png", "jpeg", 10, 30.0, 0.8, 29.0, 0.0))
-    result.datasets[0].scores.append(ImageScore("live1_gray", "im2.png", "model", 10, 29.6, 0.8, 29.0, 0.2))
-    model = summarize(result)[0].rows[1]
-    assert model.means[10].worst == pytest.approx(-0.4) and model.means[20].worst == pytest.approx(1.5)
-    assert "model: worst single-image PSNR gain over JPEG q10 -0.40, q20 +1.50 dB" in summarize(result)[0].notes
+    for image, jpeg, model in (("im2.png", 30.0, 29.6), ("im3.png", 30.0, 29.97)):
+        result.datasets[0].scores.append(ImageScore("live1_gray", image, "jpeg", 10, jpeg, 0.8, 29.0, 0.0))
+        result.datasets[0].scores.append(ImageScore("live1_gray", image, "model", 10, model, 0.8, 29.0, 0.2,
+                                                    psnr_input=40.0))
+    summary = summarize(result)[0]
+    q10, q20 = summary.rows[1].means["QF10"], summary.rows[1].means["QF20"]
+    assert (q10.worse, q10.beyond_tolerance, q10.paired) == (2, 1, 4) and q10.worse_share == 0.5
+    assert q10.worst == pytest.approx(-0.4) and q20.worst == pytest.approx(1.5) and q20.worse == 0
+    header, body = table_cells(summary)
+    assert body[1][1].splitlines()[-2:] == ["worse 2/4, 1 < -0.05", "min -0.40"]
+    assert "worse" not in body[0][1]  # the jpeg row has no harm
+    text = markdown(result)
+    assert "| model | worse 2/4, 1 < -0.05, min -0.40 | worse 0/1, 0 < -0.05, min +1.50 |" in text
+    data = json.loads(json.dumps(to_json(result)))
+    scores = next(r for r in data["datasets"][0]["rows"] if r["model"] == "model")["scores"]["QF10"]
+    assert (scores["worse"], scores["worse_share"], scores["beyond_tolerance"]) == (2, 0.5, 1)
+    assert scores["worst"] == pytest.approx(-0.4) and scores["psnr_input_min"] == 40.0
+
+
+def test_a_clean_input_has_no_gain_and_reports_psnr_against_the_input():
+    settings = BenchSettings(qualities=(None,))
+    run = DatasetRun("set", "rgb", 3, 2, 0, False)
+    for i, change in enumerate((48.0, 41.0)):
+        run.scores.append(ImageScore("set", f"im{i}.png", "jpeg", None, math.inf, 1.0, math.inf, 0.0,
+                                     psnr_input=math.inf))
+        run.scores.append(ImageScore("set", f"im{i}.png", "model", None, change, 0.99, change, 0.1,
+                                     psnr_input=change))
+    result = BenchResult(settings, ["jpeg", "model"], [run], {}, columns=[("clean", None)])
+    summary = summarize(result)[0]
+    clean = summary.rows[1].means["clean"]
+    assert clean.gain is None and clean.worse is None
+    assert (clean.psnr_input, clean.psnr_input_min) == (44.5, 41.0)
+    assert table_cells(summary)[1][1][1].splitlines()[-2:] == ["vs input 44.50", "min 41.00"]
+    again = result_from_json(json.loads(json.dumps(to_json(result))))
+    assert markdown(again) == markdown(result) and again.column_list() == [("clean", None)]

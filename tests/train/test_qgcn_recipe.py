@@ -104,7 +104,7 @@ def test_train_command_logs_stages_and_exports(tmp_path, folders, tiny_qgcn, mon
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     # Not a terminal: plain lines that name the stage (not eaten as Rich markup), validation lines.
-    assert "[small] step 2/6 l1=" in result.output and "[large] step 2/2" in result.output
+    assert "[small] step 2/6 loss=" in result.output and "[large] step 2/2" in result.output
     assert "[small] step 3/6" in result.output and "psnr_gain=" in result.output
     assert (tmp_path / "w" / "qgcn-color-s.safetensors").is_file()
     bad = CliRunner().invoke(app, ["train", "--method", "qgcn", "--out", str(tmp_path / "r2"), "--stage", "nope",
@@ -120,3 +120,57 @@ def test_raising_the_last_stages_steps_extends_a_finished_run(tmp_path, folders,
     state = train(longer, tmp_path / "run", resume=True, val_every=100, on_progress=lambda p: steps.append((p.stage, p.step)))
     assert steps == [("large", 3), ("large", 4)] and state.stage_index == 2
     assert [(p["stage"], p["step"]) for p in state.curve] == [("small", 6), ("large", 2), ("large", 4)]
+
+
+def test_runs_record_cpu_time_every_invocation_and_data_by_name(tmp_path, folders, tiny_qgcn):
+    recipe = make_recipe("qgcn", SETTINGS, [folders[0]], [folders[1]], tmp_path / "run" / "cache")
+    state = train(recipe, tmp_path / "run", val_every=3, command=f"jpegfix train --data {folders[0]}")
+    longer = make_recipe("qgcn", [*SETTINGS, "large_steps=3"], [folders[0]], [folders[1]], tmp_path / "run" / "cache")
+    state = train(longer, tmp_path / "run", resume=True, val_every=3, command="jpegfix train --resume")
+    assert [h["command"] for h in state.history] == [f"jpegfix train --data {folders[0]}", "jpegfix train --resume"]
+    assert state.history[1]["stage"] == "large" and state.history[1]["step"] == 2
+    assert all(p["cpu_seconds"] > 0 for p in state.curve) and state.cpu_seconds >= state.curve[-1]["cpu_seconds"] - 0.05
+    export_run(longer, tmp_path / "run", state, "qgcn-color-s", tmp_path / "w", f"jpegfix train --data {folders[0]}")
+    card = json.loads((tmp_path / "w" / "qgcn-color-s.json").read_text())
+    assert card["training_data"] == [folders[0].name] and str(folders[0]) not in json.dumps(card)
+    assert len(card["history"]) == 2 and card["cpu_time_s"] > 0
+    assert card["wall_time_s"] == state.curve[-1]["seconds"]  # cumulative over stages, not summed again
+
+
+def test_init_starts_from_a_models_weights_and_keeps_its_lineage(tmp_path, folders, tiny_qgcn, monkeypatch):
+    recipe = make_recipe("qgcn", SETTINGS, [folders[0]], [folders[1]], tmp_path / "a" / "cache")
+    first = train(recipe, tmp_path / "a", val_every=3)
+    export_run(recipe, tmp_path / "a", first, "qgcn-color-s", tmp_path / "w", "jpegfix train (first)")
+    monkeypatch.setenv("JPEGFIX_WEIGHTS", str(tmp_path / "w"))
+    monkeypatch.setattr("jpegfix.models.MODELS", tiny_qgcn)
+    fresh = make_recipe("qgcn", [*SETTINGS, "small_steps=1", "large_steps=1"], [folders[0]], [folders[1]], tmp_path / "b" / "cache")
+    second = train(fresh, tmp_path / "b", init="qgcn-color-s")
+    assert second.init["model"] == "qgcn-color-s" and second.init["command"] == "jpegfix train (first)"
+    assert second.init["validation_curve"] == first.curve
+
+
+def test_compression_mix_draws_every_kind_of_file(photo):
+    from jpegfix.data import CompressionMix, make_patch_bank
+    from jpegfix.table_sets import named
+
+    bank = make_patch_bank([photo], count=300, size=32, seed=1, mix=CompressionMix(), realworld=named("realworld"))
+    assert set(bank.subsampling) == {"4:2:0", "4:2:2", "4:4:4"}
+    assert bank.quality.min() <= 10 and (bank.quality >= 91).mean() > 0.1 and bank.tables.max() <= 255
+    maps = bank.qmaps(np.arange(300))
+    # The maps carry each patch's own luma table: not every table is one of IJG's.
+    from jpegfix.qmaps import ijg_table
+
+    ijg = {ijg_table(q).tobytes() for q in range(1, 101)}
+    assert 0.2 < np.mean([bank.tables[i, 0].astype(np.int64).tobytes() not in ijg for i in range(300)]) < 0.7
+    assert np.allclose(maps[:, 0, :8, :8] * 255, bank.tables[:, 0])
+
+
+def test_halved_jpeg_sources(tmp_path, photo):
+    from PIL import Image
+
+    from jpegfix.data import load_image
+
+    Image.fromarray(photo[:64, :96]).save(tmp_path / "a.jpg", quality=95)
+    Image.fromarray(photo[:64, :96]).save(tmp_path / "b.png")
+    assert load_image(tmp_path / "a.jpg", 3, 0.5).shape == (32, 48, 3)
+    assert load_image(tmp_path / "b.png", 3, 0.5).shape == (64, 96, 3)  # lossless sources stay whole
