@@ -124,10 +124,6 @@ class RunState:
     stage_index: int = 0
     step: int = 0
     seconds: float = 0.0
-    cpu_seconds: float = 0.0
-    """CPU time of this process spent in training steps (all threads, validation and
-    checkpoints left out): the fair clock on a shared machine, where wall time depends on
-    what else runs."""
     curve: list[dict[str, Any]] = field(default_factory=list)
     cpu_seconds: float = 0.0
     """CPU time of the training process over every invocation (all threads): on a shared
@@ -207,11 +203,9 @@ def train(
         started = time.perf_counter() - state.seconds
         cpu_started = time.process_time() - state.cpu_seconds
         for step in range(first, stage.steps):
-            cpu_start = time.process_time()
             scalars = stage.step(batch_of(step * ctx.world_size + ctx.rank), ctx)
             for scheduler in ctx.schedulers.values():
                 scheduler.step()
-            state.cpu_seconds += time.process_time() - cpu_start
             state.stage_index, state.step = index, step + 1
             state.seconds = time.perf_counter() - started
             state.cpu_seconds = time.process_time() - cpu_started

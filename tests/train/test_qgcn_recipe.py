@@ -39,8 +39,6 @@ def test_train_resume_export_and_load(tmp_path, folders, tiny_qgcn, monkeypatch)
     state = train(recipe, tmp_path / "run", val_every=3, checkpoint_every=2)
     assert state.stage_index == 2 and [p["stage"] for p in state.curve] == ["small", "small", "large"]
     assert all(np.isfinite(p["psnr_gain"]) for p in state.curve)
-    cpu = [p["cpu_seconds"] for p in state.curve]
-    assert cpu == sorted(cpu) and cpu[-1] > 0  # the training clock the architecture race uses
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert len(log) == 3 and "l1" in log[0]
 
