@@ -46,6 +46,17 @@ def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack([y, cb, cr], dim=1)
 
 
+def ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) JFIF Y, Cb, Cr on 0..255 -> RGB on 0..255 (the inverse of
+    :func:`rgb_to_ycbcr`, as a JPEG decoder computes it, without rounding or clipping)."""
+    y, cb, cr = ycc.unbind(1)
+    cb, cr = cb - 128, cr - 128
+    r = y + 1.402 * cr
+    g = y - 0.344136 * cb - 0.714136 * cr
+    b = y + 1.772 * cb
+    return torch.stack([r, g, b], dim=1)
+
+
 def jpeg_planes(image: torch.Tensor, chroma_factor: int = 2) -> list[torch.Tensor]:
     """(N, C, H, W) image in [0, 1] -> the planes a JPEG encoder would transform, on 0..255:
     [Y] for grey, [Y, Cb, Cr] for colour with chroma averaged over ``chroma_factor`` squared

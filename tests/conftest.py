@@ -22,6 +22,16 @@ TINY_CQR = dict(width=8, branch=4, groups=3, window=4)
 TINY_CQR_RANKER = dict(width=4, hidden=8, crop=32)
 TINY_ONE_TO_MANY = dict(width=8, noise_channels=2, noise_width=4, image_units=1, noise_units=1, aggregate_units=1)
 TINY = {"qgcn": TINY_QGCN, "contrastive": TINY_CONTRASTIVE, "cqr": TINY_CQR, "one-to-many": TINY_ONE_TO_MANY}
+TINY_GLOBAL = dict(global_widths=(4, 4, 4, 4), global_hidden=16, global_dim=8)
+TINY_QGCN_UNET = dict(widths=(4, 8, 8, 16), down_blocks=(0, 1, 1, 1), up_blocks=(0, 1, 1), **TINY_GLOBAL)
+TINY_QGCN_DCT = dict(width=16, groups=1, blocks=1, refine_width=4, **TINY_GLOBAL)
+TINY_BY_ARCH = {"QGCNUNet": TINY_QGCN_UNET, "QGCNDCT": TINY_QGCN_DCT}
+"""Trunks that share a method with other architectures but not their hyperparameters."""
+
+
+def tiny_args(spec) -> dict:
+    """Tiny hyperparameters for ``spec``'s architecture (by class, else by method)."""
+    return TINY_BY_ARCH.get(spec.arch.__name__, TINY[spec.method])
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +83,7 @@ def jpeg_bytes(pixels: np.ndarray, **options) -> bytes:
 def tiny_restorer(name: str = "qgcn-color-s") -> Restorer:
     """A randomly initialised tiny network behind the real Restorer contract."""
     spec = MODELS.get(name)
-    net = spec.build(**TINY[spec.method]).eval()
+    net = spec.build(**tiny_args(spec)).eval()
     return Restorer(spec=spec, net=net, device=torch.device("cpu"))
 
 

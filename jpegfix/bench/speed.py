@@ -62,6 +62,11 @@ class SpeedResult:
     untrained: bool = False
     """Timed with random weights because none are installed (speed does not depend on them)."""
     error: str = ""
+    cpu_median_s: float = 0.0
+    """Median CPU time of this process per call (all threads): on a machine shared with other
+    jobs wall time depends on them, CPU time much less (at one thread it is the time the call
+    would take alone)."""
+    megapixels_per_cpu_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,13 +160,17 @@ def measure_speed(name: str, restorer: Any, width: int, height: int, *, repeats:
     for _ in range(result.warmup - 1):
         restorer.restore(pixels, components)
     sync()
+    cpu_seconds = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         restorer.restore(pixels, components)
         sync()
         result.seconds.append(time.perf_counter() - start)
+        cpu_seconds.append(time.process_time() - cpu_start)
     result.median_s = statistics.median(result.seconds)
     result.megapixels_per_s = width * height / 1e6 / result.median_s
+    result.cpu_median_s = statistics.median(cpu_seconds)
+    result.megapixels_per_cpu_s = width * height / 1e6 / max(result.cpu_median_s, 1e-9)
     result.macs_per_pixel = macs / (width * height)
     result.params = params
     if device.type == "cuda":

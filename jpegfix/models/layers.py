@@ -17,3 +17,18 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
+
+
+class Modulation(nn.Module):
+    """Per-channel affine modulation of a feature map by a conditioning vector (FiLM):
+    x * (1 + gamma(v)) + beta(v). Zero-initialised, so it starts as the identity."""
+
+    def __init__(self, dim: int, width: int):
+        super().__init__()
+        self.affine = nn.Linear(dim, 2 * width)
+        nn.init.zeros_(self.affine.weight)
+        nn.init.zeros_(self.affine.bias)
+
+    def forward(self, x: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.affine(vector.to(x.dtype)).chunk(2, dim=1)
+        return x * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]

@@ -33,6 +33,8 @@ def test_synthetic_input_is_a_decoded_jpeg_of_the_right_shape():
 def test_measure_speed_in_process():
     result = measure_speed("fake", FakeRestorer("fake", 3), 64, 48, repeats=2, warmup=2)
     assert len(result.seconds) == 2 and result.median_s > 0 and result.megapixels_per_s > 0
+    # CPU time counts only this process's work; on one thread it cannot exceed the wall time.
+    assert 0 < result.cpu_median_s and result.megapixels_per_cpu_s > 0
     assert result.macs_per_pixel == pytest.approx(3 * 3 * 9)  # one 3x3 conv, 3 -> 3 channels, per pixel
     assert result.params == 3 * 3 * 9 + 3 and result.device == "cpu" and result.threads >= 1
     if sys.platform.startswith("linux"):

@@ -5,13 +5,13 @@ from jpegfix.errors import UnknownModelError
 from jpegfix.models import MODELS, ModelSpec, Registry
 from jpegfix.models.qgcn import QGCN
 
-from conftest import TINY, TINY_QGCN
+from conftest import TINY_QGCN, tiny_args
 
 
 @pytest.mark.parametrize("name", MODELS.names())
 def test_every_model_builds_tiny_and_runs(name):
     spec = MODELS.get(name)
-    net = spec.build(**TINY[spec.method]).eval()
+    net = spec.build(**tiny_args(spec)).eval()
     image = torch.rand(1, spec.channels, 32, 48)
     maps = torch.rand(1, 2 if spec.channels == 3 else 1, 32, 48)
     args = [image, maps] if spec.needs_tables else [image]
