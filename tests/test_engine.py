@@ -227,3 +227,13 @@ def test_recovered_grid_is_moved_to_the_origin_before_the_network(photo, monkeyp
     assert seen[0].shape == (1, 3, 64, 88)
     inner = (seen[0][0, :, 3:, 5:].permute(1, 2, 0).numpy() * 255).round()
     np.testing.assert_array_equal(inner, pixels)
+
+
+def test_tables_finer_than_quality_98_are_left_as_decoded(photo):
+    restorer = tiny_restorer()
+    torch.nn.init.normal_(restorer.net.tail[-1].weight, std=0.05)
+    pixels = np.ascontiguousarray(photo[:48, :64])
+    for quality in (98, 100):
+        out = restore_pixels(restorer, pixels, ijg_components(quality, 3))
+        assert np.array_equal(np.round(out * 255).astype(np.uint8), pixels)
+    assert not np.array_equal(np.round(restore_pixels(restorer, pixels, ijg_components(95, 3)) * 255), pixels)
