@@ -45,14 +45,13 @@ DEFAULT_OVERLAP = 32
 DEFAULT_CONTEXT = 48
 """Pixels of extra context read around each tile and discarded after the network: a
 convolution near a tile edge then sees the same neighbours as in the whole image."""
-FINEST_RESTORED_STEP = 6.5
-"""A JPEG whose mean luma quantization step is below this (IJG quality 95-100: mean step 5.8
-to 1) is left as decoded by the table-guided models: there is little left to restore, and
-the networks still harm some photos there. Measured with the full-range weights, projection
-on: LIVE1 q95 +0.17 dB colour / +0.11 grey with no image worse, q98 -0.01 with 2 of 29
-colour images below -0.05 dB; but scikit-image's astronaut and camera crops lose 0.4-2.6 dB at
-q95. At q90 (mean step 11.5) LIVE1 gains +0.48 / +0.63 dB and the camera crop still loses
-0.69 dB: that harm is open (the shipped-weights test marks it)."""
+FINEST_RESTORED_STEP = 3.0
+"""A JPEG whose mean luma quantization step is below this (IJG quality 98-100: mean step 2.4
+to 1) is left as decoded by the table-guided models: its tables allow less change than the
+network's own noise. Measured with the full-range weights, projection on: LIVE1 q98 -0.01 dB
+(colour, 2 of 29 images below -0.05) and q100 -0.00; scikit-image crops -0.00 to -0.03 at q98.
+At q95 (mean step 5.8) they still gain: LIVE1 +0.17 colour / +0.11 grey with no image worse,
+the crops +0.05 to +0.25."""
 CPU_TILE_BUDGET = 1.5 * 2**30
 """Bytes of activations one CPU tile may use (keeps a 12 MP photo well under 4 GB peak)."""
 
@@ -392,7 +391,7 @@ def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str, lis
     if components is not None and not spec.needs_tables:
         reason = f"{why}, blind model (tables not used)"
     elif spec.needs_tables and leaves_alone(components):
-        reason = f"{why}, {source}; left as decoded (quality 95 or finer: too little to restore)"
+        reason = f"{why}, {source}; left as decoded (quality 98 or finer: nothing to restore)"
     else:
         reason = f"{why}, {source}"
     return name, components if spec.needs_tables else None, reason

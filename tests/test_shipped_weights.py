@@ -78,13 +78,8 @@ def test_shipped_ranker_reads_the_quality_of_unseen_photos(name, photo, grey_pho
     assert abs(readouts[0].quality - 10) <= 10 and readouts[-1].quality >= 70
 
 
-KNOWN_HARM_Q90 = pytest.mark.xfail(strict=True, reason=(
-    "open (issue 11): at quality 90 the full-range weights lose 0.69 dB (grey) and 0.09 dB "
-    "(colour) on one of these crops, though no LIVE1 image is made worse"))
-
-
 @pytest.mark.parametrize("name", sorted(set(DEFAULT_TABLE_MODELS.values()) & set(SHIPPED)))
-@pytest.mark.parametrize("quality", [pytest.param(90, marks=KNOWN_HARM_Q90), 95, 100])
+@pytest.mark.parametrize("quality", [90, 95, 100])
 def test_table_guided_defaults_leave_good_jpegs_no_worse(name, quality, tmp_path, photo, grey_photo):
     """The rule: a restorer never makes a photo worse. Measured on LIVE1, Classic5 and
     BSDS500 by `jpegfix bench` (README); here on photos no training set holds."""
