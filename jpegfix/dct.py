@@ -114,15 +114,6 @@ def block_idct(coefficients: torch.Tensor) -> torch.Tensor:
     return blocks.permute(0, 1, 3, 2, 4).reshape(n, bh * BLOCK, bw * BLOCK)
 
 
-def ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`rgb_to_ycbcr` (JFIF), (N, 3, H, W) on 0..255."""
-    y, cb, cr = ycc[:, 0], ycc[:, 1] - 128, ycc[:, 2] - 128
-    r = y + 1.402 * cr
-    g = y - 0.344136 * cb - 0.714136 * cr
-    b = y + 1.772 * cb
-    return torch.stack([r, g, b], dim=1)
-
-
 def project_to_intervals(restored: torch.Tensor, decoded: torch.Tensor, components: list) -> torch.Tensor:
     """Move ``restored`` into the set of images the JPEG file could have come from.
 

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jpegfix.dct import project_in_bands
 from jpegfix.clean import DEFAULT_CLEAN_QUALITY
 from jpegfix.clean import judge as judge_clean
+from jpegfix.dct import project_in_bands
 from jpegfix.devices import half_dtype, pick_device
 from jpegfix.errors import InputError, JpegfixError, OutputError
 from jpegfix.jpeg import DEFAULT_MAX_PIXELS, ComponentTable, DecodedImage, read_image
@@ -177,11 +177,9 @@ def restore_pixels(
                 vector = restorer.prepare(_orient(image, turns, flip))
                 out = _restore_padded(restorer, oriented, maps, vector, None, **run)
                 result += _unorient(out, turns, flip) / 8
-    del image
     result = result[None, :, :height, :width]
     if project and components is not None:
-        decoded = torch.from_numpy(pixels.transpose(2, 0, 1)[None].copy()).float().div_(255)
-        result = project_in_bands(result, decoded, components)
+        result = project_in_bands(result, image, components)  # ``image`` is the decoded input
     return result[0].permute(1, 2, 0).numpy()
 
 
