@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from jpegfix.engine import RestoreOptions, choose_model, load_restorer
+from jpegfix.batch import RestoreOptions
+from jpegfix.engine import choose_model, load_restorer, restore_uint8
 from jpegfix.jpeg import read_image
 
 HERE = Path(__file__).resolve().parent
@@ -46,7 +47,7 @@ def labelled(image: Image.Image, text: str) -> Image.Image:
 def row(path: Path, box: tuple[int, int, int], model: str | None) -> Image.Image:
     image = read_image(path)
     name, components, _ = choose_model(image, RestoreOptions(model=model))
-    restored = load_restorer(name, "cpu").restore(image.pixels, components)
+    restored = restore_uint8(load_restorer(name, "cpu"), image.pixels, components)
     return side_by_side([labelled(crop(image.pixels, box), f"{path.name} (decoded JPEG)"),
                          labelled(crop(restored, box), f"jpegfix {name}")])
 

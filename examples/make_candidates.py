@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from jpegfix.engine import DEFAULT_TABLE_MODELS, load_restorer
+from jpegfix.engine import DEFAULT_TABLE_MODELS, load_restorer, restore_uint8
 from jpegfix.jpeg import read_image
 from jpegfix.models.restorer import Restorer
 from make_before_after import CROPS, HERE, crop, labelled, save_sheet, side_by_side
@@ -26,9 +26,9 @@ COLOUR_EXAMPLES = [name for name in CROPS if "gray" not in name]
 def row(path: Path, box: tuple[int, int, int], pixel: Restorer, sampler: Restorer, seeds: list[int]) -> Image.Image:
     image = read_image(path)
     panels = [labelled(crop(image.pixels, box), f"{path.name} (decoded JPEG)"),
-              labelled(crop(pixel.restore(image.pixels, image.components), box), f"{pixel.spec.name} (L1)")]
+              labelled(crop(restore_uint8(pixel, image.pixels, image.components), box), f"{pixel.spec.name} (L1)")]
     for seed in seeds:
-        restored = sampler.restore(image.pixels, image.components, seed=seed)
+        restored = restore_uint8(sampler, image.pixels, image.components, seed=seed)
         panels.append(labelled(crop(restored, box), f"{sampler.spec.name}, seed {seed}"))
     return side_by_side(panels)
 

@@ -1,38 +1,31 @@
-"""The restore engine: read -> choose model -> quantization maps -> tiles -> network -> blend -> write.
+"""The restore engine for pixels: load a restorer, choose a model for an image, and run it
+over the image: quantization maps -> tiles -> network -> blend -> projection.
 
-Library code: it never prints or exits. Per-file problems become :class:`FileResult`
-records with ``status="failed"`` and a one-line ``error``; the batch always goes on.
+Library code: it never prints or exits; problems are :class:`jpegfix.errors.JpegfixError`
+subclasses. Files, output names and batches are :mod:`jpegfix.batch`'s concern.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jpegfix.clean import DEFAULT_CLEAN_QUALITY
-from jpegfix.clean import judge as judge_clean
 from jpegfix.dct import project_in_bands
 from jpegfix.devices import half_dtype, pick_device
-from jpegfix.errors import InputError, JpegfixError, OutputError
-from jpegfix.jpeg import DEFAULT_MAX_PIXELS, ComponentTable, DecodedImage, read_image
-from jpegfix.limits import DEFAULT_MAX_MEMORY_GB
+from jpegfix.errors import InputError
+from jpegfix.jpeg import ComponentTable, DecodedImage
 from jpegfix.models import METHODS, MODELS
 from jpegfix.models.restorer import Restorer
-from jpegfix.output import is_complete_png, write_png
-from jpegfix.paths import INPUT_SUFFIXES, check_suffix, find_inputs, name_too_long, output_name
-from jpegfix.qmaps import build_qmaps, estimate_quality, ijg_components
+from jpegfix.output import quantize
+from jpegfix.qmaps import build_qmaps, ijg_components
 from jpegfix.recovery import at_origin, grid_padding, tables_from_pixels, tables_under_jpeg
 from jpegfix.tiling import GRID, run_tiled
 from jpegfix.weights import load_model
-from jpegfix.writer import TargetExistsError
 
 DEFAULT_TABLE_MODELS = {3: "qgcn-color-s", 1: "qgcn-gray-s"}
 """Default models for images whose quantization tables are known (JPEG files, or --quality)."""
@@ -183,6 +176,14 @@ def restore_pixels(
     return result[0].permute(1, 2, 0).numpy()
 
 
+def restore_uint8(restorer: Restorer, pixels: np.ndarray, components: list[ComponentTable] | None = None, *,
+                  tile: int = 0, seed: int = 0, project: bool = True, ensemble: bool = False) -> np.ndarray:
+    """:func:`restore_pixels` rounded back to (H, W, C) uint8: the call contract the benchmark
+    shares with its peers' ``restore(pixels, components)``."""
+    restored = restore_pixels(restorer, pixels, components, tile=tile, seed=seed, project=project, ensemble=ensemble)
+    return quantize(restored, 8)
+
+
 def leaves_alone(components: list[ComponentTable]) -> bool:
     """True for tables too fine to restore (see :data:`FINEST_RESTORED_STEP`)."""
     return float(np.mean(components[0].table)) < FINEST_RESTORED_STEP
@@ -248,105 +249,18 @@ def _pad(image: torch.Tensor, bottom: int, right: int) -> torch.Tensor:
     return F.pad(image, (0, right, 0, bottom), mode=mode)
 
 
-# -- files -----------------------------------------------------------------------------
+# -- choosing a model for an image -------------------------------------------------------
 
 
-@dataclass
-class RestoreOptions:
-    """Choices that apply to every file of a batch."""
+class ModelChoice(Protocol):
+    """What :func:`choose_model` reads from a batch's options (:class:`jpegfix.batch.RestoreOptions`)
+    or an API call: a forced model or method name, and a forced IJG quality."""
 
-    model: str | None = None
-    """Force one model; None picks per image (table-guided for JPEGs). A method name
-    (``cqr``) picks that method's CPU-size model for each image's channel count."""
-    device: str = "auto"
-    tile: int = 0
-    quality: int | None = None
-    """Build maps from IJG tables at this quality instead of the file's (strength control)."""
-    bits: int = 8
-    overwrite: bool = False
-    skip_existing: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_memory: float | None = DEFAULT_MAX_MEMORY_GB * 1e9
-    """Refuse, before decoding, images whose estimated restore peak is over this many bytes
-    (:mod:`jpegfix.limits`); None: no limit."""
-    samples: int = 1
-    """Candidates per image from a sampling model (One-to-Many): ``name_1.png`` ... ``name_N.png``
-    (``name.png`` when 1)."""
-    seed: int = 0
-    """Noise seed of the first candidate; candidate i uses ``seed + i - 1``."""
-    project: bool = True
-    """Move table-guided results into the file's quantization intervals (see restore_pixels)."""
-    ensemble: bool = False
-    """Average the 8 rotations and flips (x8 self-ensemble: 8x the time)."""
-    skip_clean: bool = False
-    """Pass images that are already clean (judged from the pixels, :mod:`jpegfix.clean`)
-    through unrestored: their decoded pixels are written losslessly as the output."""
-    clean_quality: int = DEFAULT_CLEAN_QUALITY
-    """IJG quality from which ``skip_clean`` counts an image as clean."""
-    readout: bool = False
-    """Record the CQR ranker's compression-quality readout of each input (when its weights are
-    present; about 0.05 s per image) in ``FileResult.details["compression_quality"]``."""
+    model: str | None
+    quality: int | None
 
 
-@dataclass
-class Job:
-    source: Path
-    target: Path
-
-
-@dataclass
-class FileResult:
-    """What happened to one input file."""
-
-    source: str
-    target: str | None
-    status: str
-    """``ok``, ``skipped``, ``clean`` (passed through by ``--skip-clean``) or ``failed``."""
-    error: str | None = None
-    model: str | None = None
-    reason: str | None = None
-    """Why that model and those tables were used."""
-    width: int = 0
-    height: int = 0
-    seconds: float = 0.0
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def megapixels(self) -> float:
-        return self.width * self.height / 1e6
-
-
-def plan_jobs(inputs: list[str], out_dir: Path, *, recursive: bool = False, suffix: str = "") -> tuple[list[Job], list[FileResult]]:
-    """Expand files, globs and folders into (source, target) jobs (see :mod:`jpegfix.paths`).
-
-    Folder inputs keep their structure under ``out_dir`` (recursively with ``recursive``).
-    Returns the jobs and a failed result for every input that matched nothing, cannot be
-    read, is not a regular file, or whose output name is too long or collides with another's.
-
-    Raises:
-        ValueError: ``suffix`` cannot be part of a file name.
-    """
-    check_suffix(suffix)
-    found, unusable = find_inputs(inputs, recursive=recursive)
-    problems = [FileResult(item, None, "failed", reason) for item, reason in unusable]
-    seen: dict[Path, Path] = {}
-    jobs = []
-    for item in found:
-        target = out_dir / item.subfolder / output_name(item.source, suffix)
-        key = target.resolve()
-        too_long = name_too_long(target.parent, target.name)
-        if too_long:
-            problems.append(FileResult(str(item.source), None, "failed", too_long))
-        elif key in seen:
-            problems.append(FileResult(str(item.source), str(target), "failed",
-                                       f"output name collides with that of {seen[key]}"))
-        else:
-            seen[key] = item.source
-            jobs.append(Job(item.source, target))
-    return jobs, problems
-
-
-def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str, list[ComponentTable] | None, str]:
+def choose_model(image: DecodedImage, options: ModelChoice) -> tuple[str, list[ComponentTable] | None, str]:
     """(model name, tables to use, reason) for one image.
 
     Table-guided default when tables are known (the file's, or IJG tables at ``--quality``),
@@ -395,141 +309,7 @@ def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str, lis
     return name, components if spec.needs_tables else None, reason
 
 
-def _wants_tables(options: RestoreOptions, channels: int) -> bool:
+def _wants_tables(options: ModelChoice, channels: int) -> bool:
     """Whether reading tables from the pixels can change the choice: not when a blind model
     is forced."""
     return not options.model or MODELS.get(model_for(options.model, channels)).needs_tables
-
-
-def _check_target(job: Job, sources: set[Path], options: RestoreOptions) -> str | None:
-    """'skip' to skip the job, 'replace' for an incomplete output that --skip-existing may
-    replace, None to write a new file; raises OutputError when the target must not be written.
-
-    This is the early answer, before any work; the write itself claims the name atomically
-    (:mod:`jpegfix.writer`), so a concurrent run cannot be overwritten in between.
-    """
-    target = job.target.resolve()
-    if target in sources:
-        raise OutputError("output path is an input file; choose another output folder or --suffix")
-    if os.path.lexists(job.target):
-        if options.skip_existing:
-            return "skip" if is_complete_png(job.target) else "replace"
-        if not options.overwrite:
-            raise OutputError(f"{job.target} exists (use --overwrite or --skip-existing)")
-    folder = job.target.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"cannot create output folder {folder}: {error.strerror or error}") from None
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"output folder {folder} is not writable")
-    return None
-
-
-def candidate_targets(target: Path, samples: int) -> list[Path]:
-    """``target`` itself for one sample, else ``stem_1.png`` ... ``stem_N.png`` beside it."""
-    if samples == 1:
-        return [target]
-    return [target.with_name(f"{target.stem}_{i}{target.suffix}") for i in range(1, samples + 1)]
-
-
-def restore_file(
-    job: Job, options: RestoreOptions, restorers: dict[str, Restorer], sources: set[Path], reader: Any = None
-) -> FileResult:
-    """Restore one file; never raises for problems with that file (they go in the result).
-
-    ``reader`` (a :class:`jpegfix.quality.QualityReader`) adds the compression-quality
-    readout of the input to ``details`` when its ranker weights are present. With
-    ``options.samples`` > 1 every candidate is written (``details["candidates"]``); the job
-    is skipped only when all of them exist and ``skip_existing`` is set.
-    """
-    result = FileResult(str(job.source), str(job.target), "ok")
-    started = time.perf_counter()
-    try:
-        targets = candidate_targets(job.target, options.samples)
-        decisions = [_check_target(Job(job.source, t), sources, options) for t in targets]
-        if all(d == "skip" for d in decisions):
-            result.status, result.reason = "skipped", "output exists"
-            return result
-        result.target = str(targets[0])
-        image = read_image(job.source, max_pixels=options.max_pixels, max_memory=options.max_memory)
-        result.height, result.width = image.height, image.width
-        if image.notes:
-            result.details["notes"] = image.notes
-        if options.skip_clean and _pass_clean(image, targets[0], options, result):
-            return result
-        name, components, reason = choose_model(image, options)
-        result.model, result.reason = name, reason
-        if image.components:
-            quality, error = estimate_quality(image.components[0].table)
-            result.details["jpeg_quality"] = {"ijg_estimate": quality, "table_error": round(error, 3)}
-        if reader is not None:
-            readout = reader.read(image.pixels)
-            if "unavailable" not in readout:
-                result.details["compression_quality"] = readout
-        if name not in restorers:
-            restorers[name] = load_restorer(name, options.device)
-        restorer = restorers[name]
-        if options.samples > 1 and not restorer.samples:
-            raise InputError(f"{name} gives one result per image; --samples needs a sampling model "
-                             f"(--model one-to-many)")
-        candidates = []
-        for index, (target, decision) in enumerate(zip(targets, decisions)):
-            seed = options.seed + index
-            if decision != "skip":
-                restored = restore_pixels(restorer, image.pixels, components, tile=options.tile, seed=seed,
-                                          project=options.project, ensemble=options.ensemble)
-                replace = options.overwrite or decision == "replace"
-                try:
-                    write_png(target, restored, image, bits=options.bits, overwrite=replace)
-                except TargetExistsError:
-                    if not options.skip_existing:
-                        raise
-                    result.status, result.reason = "skipped", "output written meanwhile by another run"
-            if restorer.samples:
-                candidates.append({"path": str(target), "seed": seed})
-        if candidates:
-            result.details["candidates"] = candidates
-    except JpegfixError as error:
-        result.status, result.error = "failed", str(error)
-    except OSError as error:
-        result.status, result.error = "failed", f"write failed: {error.strerror or error}"
-    except MemoryError:
-        result.status, result.error = "failed", "out of memory (try a smaller --tile)"
-    except Exception as error:  # a bug must cost one file, not the batch; the line says so
-        detail = " ".join(str(error).split())[:300]
-        result.status, result.error = "failed", f"unexpected error, please report: {type(error).__name__}: {detail}"
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-def _pass_clean(image: DecodedImage, target: Path, options: RestoreOptions, result: FileResult) -> bool:
-    """Write a clean image's decoded pixels losslessly to ``target`` (same PNG naming, ICC,
-    EXIF and orientation handling as a restored one) and mark ``result``; False when the
-    image needs restoring."""
-    verdict = judge_clean(image, options.clean_quality)
-    result.details["clean_check"] = {"clean": verdict.clean, "quality": verdict.quality, "evidence": verdict.evidence}
-    if not verdict.clean:
-        return False
-    write_png(target, image.pixels.astype(np.float32) / 255, image, bits=options.bits, overwrite=options.overwrite)
-    result.status, result.reason = "clean", f"passed through unrestored: {verdict.reason}"
-    return True
-
-
-def restore_files(
-    jobs: list[Job], options: RestoreOptions, on_result: Callable[[FileResult], None] = lambda r: None
-) -> list[FileResult]:
-    """Restore every job in order, reporting each result to ``on_result`` as it finishes."""
-    sources = {job.source.resolve() for job in jobs}
-    restorers: dict[str, Restorer] = {}
-    reader = None
-    if options.readout:
-        from jpegfix.quality import QualityReader
-
-        reader = QualityReader()
-    results = []
-    for job in jobs:
-        result = restore_file(job, options, restorers, sources, reader)
-        on_result(result)
-        results.append(result)
-    return results

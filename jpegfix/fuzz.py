@@ -7,7 +7,7 @@ field, edited dimensions (bombs by header), or stray bytes between segments. PNG
 get their chunk CRCs recomputed half of the time, so they reach the decoder instead of
 stopping at the first CRC check.
 
-Every case runs :func:`jpegfix.engine.restore_file` (read, choose a model, restore, write) in
+Every case runs :func:`jpegfix.batch.restore_file` (read, choose a model, restore, write) in
 a forked child, with the models loaded once in the parent. The contract checked per case:
 
 - ``ok``: a PNG that decodes was written; ``failed``: a one-line reason, nothing written;
@@ -268,7 +268,8 @@ class Runner:
     def __init__(self, folder: Path, timeout: float = 10.0, device: str = "cpu") -> None:
         import torch
 
-        from jpegfix.engine import DEFAULT_BLIND_MODELS, DEFAULT_TABLE_MODELS, RestoreOptions, load_restorer
+        from jpegfix.batch import RestoreOptions
+        from jpegfix.engine import DEFAULT_BLIND_MODELS, DEFAULT_TABLE_MODELS, load_restorer
 
         torch.set_num_threads(1)
         self.folder = folder
@@ -311,7 +312,7 @@ class Runner:
             descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(descriptor, 1)
             os.dup2(descriptor, 2)
-            from jpegfix.engine import Job, restore_file
+            from jpegfix.batch import Job, restore_file
 
             result = restore_file(Job(source, target), self.options, self.restorers, {source.resolve()})
             message = json.dumps({"status": result.status, "error": result.error})

@@ -3,7 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from jpegfix.engine import DEFAULT_BLIND_MODELS, RestoreOptions, choose_model, plan_jobs, restore_files, restore_pixels
+from jpegfix.batch import RestoreOptions, plan_jobs, restore_files
+from jpegfix.engine import DEFAULT_BLIND_MODELS, choose_model, restore_pixels
 from jpegfix.errors import InputError
 from jpegfix.jpeg import read_image
 from jpegfix.qmaps import ijg_components

@@ -44,6 +44,7 @@ from PIL import Image
 from jpegfix.bench.cases import (IJG_TABLES, RESIZE_FILTER, CaseInput, Column, Degradation, describe_tables,
                                  ijg_column, make_input, named_columns)
 from jpegfix.bench.datasets import Dataset
+from jpegfix.bench.rows import restore_function
 from jpegfix.errors import JpegfixError
 from jpegfix.jpeg import ComponentTable
 from jpegfix.metrics import PSNR_B_VARIANT, SSIM_VARIANT, psnr, psnr_b, rgb_to_y, ssim
@@ -319,12 +320,13 @@ def restore_with(restorer: Any, pixels: np.ndarray, components: list[ComponentTa
     options = {}
     if settings is not None and isinstance(restorer, Restorer):
         options = dict(project=settings.project, ensemble=settings.ensemble)
+    restore = restore_function(restorer)
     if model_channels == pixels.shape[2]:
-        return restorer.restore(pixels, model_tables(restorer, pixels, components), **options)
+        return restore(pixels, model_tables(restorer, pixels, components), **options)
     if model_channels == 1 and pixels.shape[2] == 3:
         luma = rgb_to_y(pixels)[..., None]
         luma_tables = model_tables(restorer, luma, components[:1] if components else None)
-        restored = restorer.restore(luma, luma_tables, **options)[..., 0]
+        restored = restore(luma, luma_tables, **options)[..., 0]
         change = (restored.astype(np.float64) - luma[..., 0]) * LUMA_GAIN
         return np.clip(np.floor(pixels + change[..., None] + 0.5), 0, 255).astype(np.uint8)
     raise JpegfixError(f"a {model_channels}-channel model cannot restore a {pixels.shape[2]}-channel image")
@@ -341,7 +343,8 @@ def model_tables(restorer: Any, pixels: np.ndarray,
     """
     if components is not None or not restorer.spec.needs_tables:
         return components
-    from jpegfix.engine import RestoreOptions, choose_model
+    from jpegfix.batch import RestoreOptions
+    from jpegfix.engine import choose_model
     from jpegfix.jpeg import DecodedImage
     from jpegfix.models import MODELS
 

@@ -2,15 +2,16 @@
 
 A row is planned as a picklable :class:`RowRef` (so that the speed benchmark can load it
 again in a child process) and loaded into a restorer with the call contract of
-:mod:`jpegfix.engine`: ``restore(pixels, components) -> pixels`` plus ``spec`` (name,
-channels, needs_tables), ``card``, ``device`` and ``net``.
+:mod:`jpegfix.engine`: ``spec`` (name, channels, needs_tables), ``card``, ``device`` and
+``net``, restored through :func:`restore_function` (``restore(pixels, components) -> pixels``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from jpegfix.errors import JpegfixError, MissingWeightsError
 from jpegfix.bench.peers import PEERS, available_peers, load_peer, peer_files
@@ -86,3 +87,15 @@ def load_row(ref: RowRef, device: str = "auto") -> Any:
     except ImportError as error:
         raise JpegfixError(f"cannot load {ref.name}: the restore engine is unavailable ({error})") from None
     return load_restorer(ref.name, device=device)
+
+
+def restore_function(restorer: Any) -> Callable[..., Any]:
+    """``restore(pixels, components, **options) -> uint8 pixels`` of a loaded row: the engine's
+    :func:`jpegfix.engine.restore_uint8` for jpegfix's models, a peer's own ``restore``."""
+    from jpegfix.models.restorer import Restorer
+
+    if isinstance(restorer, Restorer):
+        from jpegfix.engine import restore_uint8
+
+        return partial(restore_uint8, restorer)
+    return restorer.restore

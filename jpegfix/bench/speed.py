@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
-from jpegfix.bench.rows import RowRef, load_row
+from jpegfix.bench.rows import RowRef, load_row, restore_function
 from jpegfix.errors import MissingWeightsError
 from jpegfix.qmaps import ijg_components
 
@@ -156,14 +156,15 @@ def measure_speed(name: str, restorer: Any, width: int, height: int, *, repeats:
         reset = _reset_peak_rss()
         result.memory_kind = "peak RSS" + ("" if reset else " (since process start)")
     rss_before = _rss_mb("VmRSS")
-    macs, params = count_macs(restorer.net, lambda: restorer.restore(pixels, components))
+    restore = restore_function(restorer)
+    macs, params = count_macs(restorer.net, lambda: restore(pixels, components))
     for _ in range(result.warmup - 1):
-        restorer.restore(pixels, components)
+        restore(pixels, components)
     sync()
     cpu_seconds = []
     for _ in range(repeats):
         start, cpu_start = time.perf_counter(), time.process_time()
-        restorer.restore(pixels, components)
+        restore(pixels, components)
         sync()
         result.seconds.append(time.perf_counter() - start)
         cpu_seconds.append(time.process_time() - cpu_start)

@@ -57,7 +57,8 @@ def restore_command(
             parse_limit(value, name)
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint=name) from None
-    from jpegfix.engine import RestoreOptions, model_for, plan_jobs, restore_files
+    from jpegfix.batch import RestoreOptions, plan_jobs, restore_files
+    from jpegfix.engine import model_for
     from jpegfix.paths import check_suffix
 
     try:

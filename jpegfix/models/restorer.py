@@ -1,8 +1,9 @@
 """The Restorer: one loaded network behind a method-independent call contract.
 
-The engine talks only to this class. Contract: images are float tensors (N, C, H, W) in
-[0, 1], H and W multiples of ``size_multiple``; quantization maps (N, K, H, W) are passed to
-models that ``needs_tables``; ``prepare(whole_image)`` computes per-image context once (QGCN's
+The engine talks only to this class, and this class knows nothing of the engine (whole
+images, with padding, tiles and projection, are :func:`jpegfix.engine.restore_pixels`).
+Contract: images are float tensors (N, C, H, W) in [0, 1], H and W multiples of
+``size_multiple``; quantization maps (N, K, H, W) are passed to models that ``needs_tables``; ``prepare(whole_image)`` computes per-image context once (QGCN's
 global vector), which every tile of that image then shares. Sampling models (One-to-Many)
 also take a noise map: :meth:`Restorer.noise` draws it for the whole image from a seed, and
 each tile gets its own cut of it, like the quantization maps.
@@ -79,12 +80,3 @@ class Restorer:
         with self._autocast():
             out = self.net(*args, context) if context is not None else self.net(*args)
         return out.float().clamp_(0, 1)
-
-    def restore(self, pixels, components=None, tile: int = 0, seed: int = 0, project: bool = True,
-                ensemble: bool = False):
-        """Convenience: restore (H, W, C) uint8 ``pixels`` and return uint8 (see engine.restore_pixels)."""
-        from jpegfix.engine import restore_pixels
-        from jpegfix.output import quantize
-
-        pixels = restore_pixels(self, pixels, components, tile=tile, seed=seed, project=project, ensemble=ensemble)
-        return quantize(pixels, 8)

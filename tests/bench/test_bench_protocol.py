@@ -157,9 +157,11 @@ def test_real_restorer_contract_runs_through_the_protocol(colour_set):
 def test_test_time_options_reach_jpegfix_models_and_not_peers(colour_set, monkeypatch):
     from conftest import tiny_restorer
 
+    import jpegfix.engine as engine
+
     restorer, seen = tiny_restorer("qgcn-color-s"), []
-    real = type(restorer).restore
-    monkeypatch.setattr(type(restorer), "restore", lambda self, *a, **k: seen.append(k) or real(self, *a, **k))
+    real = engine.restore_uint8
+    monkeypatch.setattr(engine, "restore_uint8", lambda *a, **k: seen.append(k) or real(*a, **k))
     settings = BenchSettings(qualities=(10,), project=False, ensemble=True)
     result = run_benchmark([colour_set], [("qgcn-color-s", restorer), ("fake", FakeRestorer("fake", 3))], settings)
     assert result.datasets[0].failures == [] and seen[0] == {"project": False, "ensemble": True}

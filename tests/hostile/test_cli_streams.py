@@ -81,7 +81,7 @@ def _as_nobody(work) -> tuple[bool, str]:
 def test_an_unsearchable_folder_is_reported_and_the_batch_goes_on():
     """Item 6 and 12: an input inside a folder the user cannot search raised PermissionError from
     Path.is_dir and nothing was processed; an unreadable folder was said to hold no images."""
-    from jpegfix.engine import plan_jobs
+    from jpegfix.batch import plan_jobs
 
     base = Path(tempfile.mkdtemp(prefix="jpegfix-hostile-"))
     try:
@@ -112,7 +112,7 @@ def test_an_unsearchable_folder_is_reported_and_the_batch_goes_on():
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
 def test_a_read_only_output_folder_is_a_one_line_failure_per_file():
-    from jpegfix.engine import Job, RestoreOptions, restore_file
+    from jpegfix.batch import Job, RestoreOptions, restore_file
 
     base = Path(tempfile.mkdtemp(prefix="jpegfix-hostile-"))
     try:

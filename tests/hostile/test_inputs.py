@@ -11,7 +11,8 @@ from PIL import Image
 
 import corpus
 from harness import assert_one_line_errors, records, run_cli
-from jpegfix.engine import DEFAULT_BLIND_MODELS, RestoreOptions, choose_model
+from jpegfix.batch import RestoreOptions
+from jpegfix.engine import DEFAULT_BLIND_MODELS, choose_model
 from jpegfix.errors import InputError
 from jpegfix.jpeg import read_image
 

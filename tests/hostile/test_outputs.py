@@ -16,7 +16,7 @@ from PIL import Image
 
 import corpus
 from harness import cli_command, cli_env, records, run_cli
-from jpegfix import engine
+from jpegfix import batch, engine
 
 
 def _inputs(folder, level: int, count: int):
@@ -46,7 +46,7 @@ def test_an_output_claimed_during_the_restore_is_not_replaced(tmp_path, monkeypa
         return restore(*args, **kwargs)
 
     monkeypatch.setattr(engine, "restore_pixels", concurrent_run_writes_first)
-    result = engine.restore_file(engine.Job(source, target), engine.RestoreOptions(), {}, {source.resolve()})
+    result = batch.restore_file(batch.Job(source, target), batch.RestoreOptions(), {}, {source.resolve()})
     assert result.status == "failed" and "exists" in result.error
     assert target.read_bytes() == b"the other run's picture"
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.png"]  # no temporary left behind

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from jpegfix.engine import RestoreOptions, choose_model, load_restorer
+from jpegfix.batch import RestoreOptions
+from jpegfix.engine import choose_model, load_restorer
 from jpegfix.errors import InputError
 from jpegfix.jpeg import read_image
 from jpegfix.models import MODELS
