@@ -27,7 +27,7 @@ from jpegfix.limits import DEFAULT_MAX_MEMORY_GB
 from jpegfix.models import METHODS, MODELS
 from jpegfix.models.restorer import Restorer
 from jpegfix.output import is_complete_png, write_png
-from jpegfix.paths import INPUT_SUFFIXES, check_suffix, find_inputs, name_too_long, output_name
+from jpegfix.paths import check_suffix, find_inputs, name_too_long, output_paths
 from jpegfix.qmaps import build_qmaps, estimate_quality, ijg_components
 from jpegfix.recovery import at_origin, grid_padding, tables_from_pixels, tables_under_jpeg
 from jpegfix.tiling import GRID, run_tiled
@@ -317,31 +317,27 @@ class FileResult:
 
 
 def plan_jobs(inputs: list[str], out_dir: Path, *, recursive: bool = False, suffix: str = "") -> tuple[list[Job], list[FileResult]]:
-    """Expand files, globs and folders into (source, target) jobs (see :mod:`jpegfix.paths`).
+    """Expand files, globs and folders into (source, target) jobs (the rule is :mod:`jpegfix.paths`'s).
 
-    Folder inputs keep their structure under ``out_dir`` (recursively with ``recursive``).
-    Returns the jobs and a failed result for every input that matched nothing, cannot be
-    read, is not a regular file, or whose output name is too long or collides with another's.
+    Returns the jobs, a skipped result for every file a folder or glob passes over (hidden,
+    AppleDouble, not a supported image), and a failed result for every input that matched
+    nothing, cannot be read, is not a regular file, or whose output name is too long.
 
     Raises:
         ValueError: ``suffix`` cannot be part of a file name.
     """
     check_suffix(suffix)
-    found, unusable = find_inputs(inputs, recursive=recursive)
-    problems = [FileResult(item, None, "failed", reason) for item, reason in unusable]
-    seen: dict[Path, Path] = {}
+    found, skipped, unusable = find_inputs(inputs, recursive=recursive)
+    planned, taken = output_paths(found, suffix, lambda item: ".png")
+    problems = [FileResult(item, None, "failed", reason) for item, reason in unusable + taken]
+    problems += [FileResult(item, None, "skipped", reason=reason) for item, reason in skipped]
     jobs = []
-    for item in found:
-        target = out_dir / item.subfolder / output_name(item.source, suffix)
-        key = target.resolve()
+    for item, relative in planned:
+        target = out_dir / relative
         too_long = name_too_long(target.parent, target.name)
         if too_long:
             problems.append(FileResult(str(item.source), None, "failed", too_long))
-        elif key in seen:
-            problems.append(FileResult(str(item.source), str(target), "failed",
-                                       f"output name collides with that of {seen[key]}"))
         else:
-            seen[key] = item.source
             jobs.append(Job(item.source, target))
     return jobs, problems
 

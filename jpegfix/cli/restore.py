@@ -87,7 +87,10 @@ def restore_command(
                              max_memory=max_memory * 1e9, readout=as_json)
     jobs, problems = plan_jobs(inputs, out, recursive=recursive, suffix=suffix)
     for problem in problems:
-        err_console.print(f"[red]error[/] {escape(problem.source)}: {escape(problem.error)}", highlight=False)
+        if problem.status == "failed":
+            err_console.print(f"[red]error[/] {escape(problem.source)}: {escape(problem.error)}", highlight=False)
+        elif not as_json and not quiet:
+            console.print(_line(problem), highlight=False)
     results = list(problems)
     with progress_bar(quiet) as progress:
         task = progress.add_task("restoring", total=len(jobs), megapixels=0.0)
