@@ -22,11 +22,11 @@ from jpegfix.clean import judge as judge_clean
 from jpegfix.dct import project_in_bands
 from jpegfix.devices import half_dtype, pick_device
 from jpegfix.errors import InputError, JpegfixError, OutputError
-from jpegfix.jpeg import DEFAULT_MAX_PIXELS, ComponentTable, DecodedImage, read_image
+from jpegfix.jpeg import DEFAULT_MAX_PIXELS, ComponentTable, DecodedImage, read_image, unit_float
 from jpegfix.limits import DEFAULT_MAX_MEMORY_GB
 from jpegfix.models import METHODS, MODELS
 from jpegfix.models.restorer import Restorer
-from jpegfix.output import is_complete_png, write_png
+from jpegfix.output import DEFAULT_JPEG_QUALITY, EXTENSIONS, choose_format, is_complete_output, write_image
 from jpegfix.paths import check_suffix, find_inputs, name_too_long, output_paths
 from jpegfix.qmaps import build_qmaps, estimate_quality, ijg_components
 from jpegfix.recovery import at_origin, grid_padding, tables_from_pixels, tables_under_jpeg
@@ -126,7 +126,7 @@ def restore_pixels(
     project: bool = True,
     ensemble: bool = False,
 ) -> np.ndarray:
-    """Restore (H, W, C) uint8 ``pixels``; returns (H, W, C) float32 in [0, 1].
+    """Restore (H, W, C) uint8 or uint16 ``pixels``; returns (H, W, C) float32 in [0, 1].
 
     ``components`` are the JPEG's quantization tables (required by table-guided models).
     ``tile`` 0 picks the tile side from free memory; an out-of-memory error halves it and
@@ -142,7 +142,7 @@ def restore_pixels(
     if restorer.needs_tables and components is None:
         raise InputError(f"{restorer.spec.name} needs quantization tables")
     if restorer.needs_tables and leaves_alone(components):
-        return pixels.astype(np.float32) / 255
+        return unit_float(pixels)
     top, left = grid_padding(components) if restorer.needs_tables else (0, 0)
     if top or left:  # tables recovered from a cropped image: put its block grid at (0, 0)
         shifted = np.pad(pixels, ((top, 0), (left, 0), (0, 0)), mode="reflect")
@@ -155,7 +155,7 @@ def restore_pixels(
     if ensemble and restorer.samples:
         raise InputError(f"{restorer.spec.name} draws its result from noise; --ensemble averages deterministic models only")
     height, width = pixels.shape[:2]
-    image = torch.from_numpy(pixels.transpose(2, 0, 1).copy()).float().div_(255)[None]
+    image = torch.from_numpy(unit_float(pixels).transpose(2, 0, 1).copy())[None]
     padded_h, padded_w = -(-height // GRID) * GRID, -(-width // GRID) * GRID
     padded = _pad(image, padded_h - height, padded_w - width)
     noise = restorer.noise(seed, padded_h, padded_w)
@@ -262,7 +262,11 @@ class RestoreOptions:
     tile: int = 0
     quality: int | None = None
     """Build maps from IJG tables at this quality instead of the file's (strength control)."""
-    bits: int = 8
+    bits: int | None = None
+    """Output bits per sample; None keeps each input's (16 for 16-bit PNGs and TIFFs)."""
+    format: str = "auto"
+    """``png``, ``tiff``, ``webp`` (lossless), ``jpeg``, or ``auto`` (:func:`jpegfix.output.choose_format`)."""
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY
     overwrite: bool = False
     skip_existing: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -316,8 +320,10 @@ class FileResult:
         return self.width * self.height / 1e6
 
 
-def plan_jobs(inputs: list[str], out_dir: Path, *, recursive: bool = False, suffix: str = "") -> tuple[list[Job], list[FileResult]]:
-    """Expand files, globs and folders into (source, target) jobs (the rule is :mod:`jpegfix.paths`'s).
+def plan_jobs(inputs: list[str], out_dir: Path, *, recursive: bool = False, suffix: str = "",
+              output_format: str = "auto", bits: int | None = None) -> tuple[list[Job], list[FileResult]]:
+    """Expand files, globs and folders into (source, target) jobs (the rule is
+    :mod:`jpegfix.paths`'s; each output's format :func:`jpegfix.output.choose_format`'s).
 
     Returns the jobs, a skipped result for every file a folder or glob passes over (hidden,
     AppleDouble, not a supported image), and a failed result for every input that matched
@@ -328,7 +334,11 @@ def plan_jobs(inputs: list[str], out_dir: Path, *, recursive: bool = False, suff
     """
     check_suffix(suffix)
     found, skipped, unusable = find_inputs(inputs, recursive=recursive)
-    planned, taken = output_paths(found, suffix, lambda item: ".png")
+
+    def extension(item) -> str:
+        return EXTENSIONS[choose_format(output_format, item.format, item.lossless, bits)]
+
+    planned, taken = output_paths(found, suffix, extension)
     problems = [FileResult(item, None, "failed", reason) for item, reason in unusable + taken]
     problems += [FileResult(item, None, "skipped", reason=reason) for item, reason in skipped]
     jobs = []
@@ -409,7 +419,7 @@ def _check_target(job: Job, sources: set[Path], options: RestoreOptions) -> str 
         raise OutputError("output path is an input file; choose another output folder or --suffix")
     if os.path.lexists(job.target):
         if options.skip_existing:
-            return "skip" if is_complete_png(job.target) else "replace"
+            return "skip" if is_complete_output(job.target) else "replace"
         if not options.overwrite:
             raise OutputError(f"{job.target} exists (use --overwrite or --skip-existing)")
     folder = job.target.parent
@@ -473,11 +483,12 @@ def restore_file(
         for index, (target, decision) in enumerate(zip(targets, decisions)):
             seed = options.seed + index
             if decision != "skip":
-                restored = restore_pixels(restorer, image.pixels, components, tile=options.tile, seed=seed,
+                restored = restore_pixels(restorer, image.source_pixels, components, tile=options.tile, seed=seed,
                                           project=options.project, ensemble=options.ensemble)
                 replace = options.overwrite or decision == "replace"
                 try:
-                    write_png(target, restored, image, bits=options.bits, overwrite=replace)
+                    write_image(target, restored, image, options.bits, jpeg_quality=options.jpeg_quality,
+                                overwrite=replace)
                 except TargetExistsError:
                     if not options.skip_existing:
                         raise
@@ -500,14 +511,14 @@ def restore_file(
 
 
 def _pass_clean(image: DecodedImage, target: Path, options: RestoreOptions, result: FileResult) -> bool:
-    """Write a clean image's decoded pixels losslessly to ``target`` (same PNG naming, ICC,
-    EXIF and orientation handling as a restored one) and mark ``result``; False when the
-    image needs restoring."""
+    """Write a clean image's decoded pixels to ``target`` (same naming, format and metadata
+    as a restored one) and mark ``result``; False when the image needs restoring."""
     verdict = judge_clean(image, options.clean_quality)
     result.details["clean_check"] = {"clean": verdict.clean, "quality": verdict.quality, "evidence": verdict.evidence}
     if not verdict.clean:
         return False
-    write_png(target, image.pixels.astype(np.float32) / 255, image, bits=options.bits, overwrite=options.overwrite)
+    write_image(target, unit_float(image.source_pixels), image, options.bits, jpeg_quality=options.jpeg_quality,
+                overwrite=options.overwrite)
     result.status, result.reason = "clean", f"passed through unrestored: {verdict.reason}"
     return True
 
