@@ -9,8 +9,8 @@ stem (``copy.jpg``, ``copy.png``), each keeps its own extension in its name
 
 What a file is comes from its first bytes, not its name: a JPEG named ``.png`` is read as
 the JPEG it is. Folders and globs skip, and say so: hidden files and folders, macOS
-AppleDouble ``._*`` files, and files that are not images jpegfix reads (GIF, AVIF, HEIC,
-...); a file with an image's name whose bytes are not one (empty, damaged) is read and fails
+AppleDouble ``._*`` files, and files that are not images jpegfix reads (AVIF, HEIC, JPEG
+XL, PSD, ...); a file with an image's name whose bytes are not one (empty, damaged) is read and fails
 with the reader's reason. A file named on the command line is never skipped silently: if it cannot be read it
 fails with its reason. Anything that is not a regular file (a named pipe, a device) is
 refused with its kind named, never opened; a folder that cannot be listed is reported as
@@ -30,13 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-INPUT_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+INPUT_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 """Names of the formats jpegfix reads; what a file holds is judged from its bytes (:func:`sniff`)."""
 NAME_MAX = 255
 """Bytes in one file name on Linux, macOS and Windows file systems (used when the file system
 cannot be asked)."""
-SUPPORTED = ("JPEG", "PNG", "TIFF", "WEBP", "BMP")
-"""Formats read, as :func:`sniff` names them (a lossless WebP is ``WEBP`` with ``lossless``)."""
+SUPPORTED = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF")
+"""Formats read, as :func:`sniff` names them (a lossless WebP is ``WEBP`` with ``lossless``;
+of an animated GIF the first frame, with a note)."""
 _SIGNATURES = [  # (offset, bytes, format); the supported ones first
     (0, b"\xff\xd8", "JPEG"), (0, b"\x89PNG\r\n\x1a\n", "PNG"), (0, b"II*\x00", "TIFF"), (0, b"MM\x00*", "TIFF"),
     (0, b"BM", "BMP"), (0, b"GIF8", "GIF"), (4, b"ftypavif", "AVIF"), (4, b"ftypavis", "AVIF"),
@@ -54,9 +55,9 @@ class Found:
     base: Path
     """A folder input itself, a glob's folder before its first wildcard, a file's own folder."""
     format: str = ""
-    """What :func:`sniff` read: ``JPEG``, ``PNG``, ``TIFF``, ``WEBP``, ``BMP``."""
+    """What :func:`sniff` read: ``JPEG``, ``PNG``, ``TIFF``, ``WEBP``, ``BMP``, ``GIF``."""
     lossless: bool = False
-    """The file's pixels are stored without loss (PNG, TIFF, BMP, lossless WebP)."""
+    """The file's pixels are stored without loss (PNG, TIFF, BMP, GIF, lossless WebP)."""
 
 
 def check_suffix(suffix: str) -> str:
@@ -218,7 +219,7 @@ def _judge(path: Path, *, named: bool) -> tuple[str | None, str, bool]:
     if fmt in SUPPORTED or (not fmt and (named or path.suffix.lower() in INPUT_SUFFIXES)):
         return None, fmt, lossless  # unknown bytes that should be an image: the reader says what is wrong
     if fmt:
-        return f"{fmt} is not supported (jpegfix reads JPEG, PNG, TIFF, WebP and BMP)", "", False
+        return f"{fmt} is not supported; jpegfix reads JPEG, PNG, TIFF, WebP, BMP and GIF", "", False
     return "not an image jpegfix reads (unknown file format)", "", False
 
 
@@ -233,7 +234,7 @@ def sniff(path: Path) -> tuple[str, bool]:
     finally:
         os.close(descriptor)
     fmt = next((name for offset, magic, name in _SIGNATURES if head[offset : offset + len(magic)] == magic), "")
-    return fmt, fmt in ("PNG", "TIFF", "BMP")
+    return fmt, fmt in ("PNG", "TIFF", "BMP", "GIF")
 
 
 def _webp_is_lossless(descriptor: int) -> bool:

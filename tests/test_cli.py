@@ -140,13 +140,13 @@ def test_formats_and_skips_from_the_command_line(tmp_path, photo, tiny_models):
     (tmp_path / "in" / ".cache").mkdir(parents=True)
     save_jpeg(tmp_path / "in" / "IMG.JPG", photo[:32, :48], quality=20)
     save_jpeg(tmp_path / "in" / ".cache" / "x.jpg", photo[:16, :16])
-    (tmp_path / "in" / "clip.gif").write_bytes(b"GIF89a" + bytes(26))
+    (tmp_path / "in" / "phone.heic").write_bytes(bytes(4) + b"ftypheic" + bytes(20))
     args = ["restore", str(tmp_path / "in"), "-r", "-o", str(tmp_path / "out"), "--format", "jpg", "--jpeg-quality", "90"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "skipped" in result.output and "GIF is not supported" in result.output
+    assert "skipped" in result.output and "HEIC is not supported" in result.output
     assert "1 restored, 2 skipped, 0 failed" in result.output
     with Image.open(tmp_path / "out" / "IMG.jpg") as out:
         assert out.format == "JPEG" and out.size == (48, 32)
     assert runner.invoke(app, args[:6] + ["--format", "webp", "--bits", "16"]).exit_code == 2
-    assert runner.invoke(app, args[:6] + ["--format", "gif"]).exit_code == 2
+    assert runner.invoke(app, args[:6] + ["--format", "heic"]).exit_code == 2

@@ -57,7 +57,7 @@ def _tree(root):
     files = {
         "a/IMG_0001.jpg": JPEG, "b/IMG_0001.jpg": JPEG, "a/copy.jpg": JPEG, "a/copy.png": PNG, "a/copy.tif": TIFF,
         "a/UPPER.JPG": JPEG, "a/._IMG_0001.jpg": b"\x00\x05\x16\x07" + b"\0" * 28, "a/.hidden.jpg": JPEG,
-        ".thumbs/t.jpg": JPEG, "a/anim.gif": b"GIF89a" + b"\0" * 26, "a/photo.avif": b"\0\0\0\x1cftypavif" + b"\0" * 20,
+        ".thumbs/t.jpg": JPEG, "a/scan.psd": b"8BPS" + b"\0" * 28, "a/photo.avif": b"\0\0\0\x1cftypavif" + b"\0" * 20,
         "a/notes.txt": b"shot on film",
     }
     for name, data in files.items():
@@ -80,7 +80,7 @@ def test_a_folder_is_mirrored_with_every_name_kept_apart_and_every_skip_said(tmp
     by_name = {Path(path).name: reason for path, reason in skipped.items()}
     assert by_name["._IMG_0001.jpg"].startswith("macOS AppleDouble")
     assert by_name[".hidden.jpg"] == "hidden file" and by_name[".thumbs"] == "hidden folder"
-    assert by_name["anim.gif"].startswith("GIF is not supported") and by_name["photo.avif"].startswith("AVIF is not")
+    assert by_name["scan.psd"].startswith("PSD is not supported") and by_name["photo.avif"].startswith("AVIF is not")
     assert by_name["notes.txt"].startswith("not an image")
 
 
@@ -93,9 +93,9 @@ def test_globs_and_files_follow_the_same_rule(tmp_path, monkeypatch):
     assert "card/a/._IMG_0001.jpg" not in outputs.values() and not any(".thumbs" in p for p in skipped)
     outputs, _, _ = _plan(["card/a/IMG_0001.jpg", "card/b/IMG_0001.jpg"], recursive=False)
     assert outputs == {"a/IMG_0001.png": "IMG_0001.jpg", "b/IMG_0001.png": "IMG_0001.jpg"}
-    outputs, _, problems = _plan(["card/a/copy.png", "card/a/._IMG_0001.jpg", "card/a/anim.gif"], recursive=False)
+    outputs, _, problems = _plan(["card/a/copy.png", "card/a/._IMG_0001.jpg", "card/a/photo.avif"], recursive=False)
     assert outputs == {"copy.png": "copy.png"}  # one file: straight into the output folder
-    assert [reason.split(" ")[0] for _, reason in problems] == ["macOS", "GIF"]  # named files fail, not skip
+    assert [reason.split(" ")[0] for _, reason in problems] == ["macOS", "AVIF"]  # named files fail, not skip
 
 
 def test_output_paths_is_pure_and_never_maps_two_inputs_to_one_name():
