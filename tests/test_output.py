@@ -50,5 +50,7 @@ def test_sixteen_bit_png_values(tmp_path, photo):
     idat = data.index(b"IDAT")
     length = struct.unpack(">I", data[idat - 4 : idat])[0]
     raw = np.frombuffer(zlib.decompress(data[idat + 4 : idat + 4 + length]), np.uint8).reshape(16, -1)
-    values = raw[:, 1:].copy().view(">u2").reshape(16, 24, 3)
+    assert (raw[:, 0] == 1).all()  # Sub filter: undo it by summing along each row, pixel by pixel
+    rows = raw[:, 1:].reshape(16, 24, 6).cumsum(axis=1, dtype=np.uint8)
+    values = rows.reshape(16, -1).view(">u2").reshape(16, 24, 3)
     np.testing.assert_array_equal(values, np.round(restored * 65535).astype(np.uint16))
