@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from jpegfix.jpeg import DecodedImage, open_regular_file
+from jpegfix.jpeg import DecodedImage, open_regular_file, unit_float
 from jpegfix.writer import write_exclusive
 
 FORMATS = ("png", "tiff", "webp", "jpeg")
@@ -100,8 +100,7 @@ def write_image(
     bits = 8 if kind in EIGHT_BIT_ONLY else (bits or source.bits)
     pixels = quantize(restored, bits)
     if source.alpha is not None and kind != "jpeg":
-        alpha = source.alpha.astype(np.float32) / np.iinfo(source.alpha.dtype).max
-        pixels = np.concatenate([pixels, quantize(alpha[..., None], bits)], axis=2)
+        pixels = np.concatenate([pixels, quantize(unit_float(source.alpha[..., None]), bits)], axis=2)
     pixels = upright(pixels, source.orientation)
     path.parent.mkdir(parents=True, exist_ok=True)
     encode = {"png": _png, "tiff": _tiff, "webp": _webp, "jpeg": _jpeg}[kind]
