@@ -14,17 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 from jpegfix import engine
 from jpegfix.clean import DEFAULT_CLEAN_QUALITY
 from jpegfix.clean import judge as judge_clean
 from jpegfix.errors import InputError, JpegfixError, OutputError
-from jpegfix.jpeg import DEFAULT_MAX_PIXELS, DecodedImage, read_image
+from jpegfix.jpeg import DEFAULT_MAX_PIXELS, DecodedImage, read_image, unit_float
 from jpegfix.limits import DEFAULT_MAX_MEMORY_GB
 from jpegfix.models.restorer import Restorer
-from jpegfix.output import is_complete_png, write_png
-from jpegfix.paths import check_suffix, find_inputs, name_too_long, output_name
+from jpegfix.output import DEFAULT_JPEG_QUALITY, EXTENSIONS, choose_format, is_complete_output, write_image
+from jpegfix.paths import check_suffix, find_inputs, name_too_long, output_paths
 from jpegfix.qmaps import estimate_quality
 from jpegfix.writer import TargetExistsError
 
@@ -40,7 +39,11 @@ class RestoreOptions:
     tile: int = 0
     quality: int | None = None
     """Build maps from IJG tables at this quality instead of the file's (strength control)."""
-    bits: int = 8
+    bits: int | None = None
+    """Output bits per sample; None keeps each input's (16 for 16-bit PNGs and TIFFs)."""
+    format: str = "auto"
+    """``png``, ``tiff``, ``webp`` (lossless), ``jpeg``, or ``auto`` (:func:`jpegfix.output.choose_format`)."""
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY
     overwrite: bool = False
     skip_existing: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -94,32 +97,34 @@ class FileResult:
         return self.width * self.height / 1e6
 
 
-def plan_jobs(inputs: list[str], out_dir: Path, *, recursive: bool = False, suffix: str = "") -> tuple[list[Job], list[FileResult]]:
-    """Expand files, globs and folders into (source, target) jobs (see :mod:`jpegfix.paths`).
+def plan_jobs(inputs: list[str], out_dir: Path, *, recursive: bool = False, suffix: str = "",
+              output_format: str = "auto", bits: int | None = None) -> tuple[list[Job], list[FileResult]]:
+    """Expand files, globs and folders into (source, target) jobs (the rule is
+    :mod:`jpegfix.paths`'s; each output's format :func:`jpegfix.output.choose_format`'s).
 
-    Folder inputs keep their structure under ``out_dir`` (recursively with ``recursive``).
-    Returns the jobs and a failed result for every input that matched nothing, cannot be
-    read, is not a regular file, or whose output name is too long or collides with another's.
+    Returns the jobs, a skipped result for every file a folder or glob passes over (hidden,
+    AppleDouble, not a supported image), and a failed result for every input that matched
+    nothing, cannot be read, is not a regular file, or whose output name is too long.
 
     Raises:
         ValueError: ``suffix`` cannot be part of a file name.
     """
     check_suffix(suffix)
-    found, unusable = find_inputs(inputs, recursive=recursive)
-    problems = [FileResult(item, None, "failed", reason) for item, reason in unusable]
-    seen: dict[Path, Path] = {}
+    found, skipped, unusable = find_inputs(inputs, recursive=recursive)
+
+    def extension(item) -> str:
+        return EXTENSIONS[choose_format(output_format, item.format, item.lossless, bits)]
+
+    planned, taken = output_paths(found, suffix, extension)
+    problems = [FileResult(item, None, "failed", reason) for item, reason in unusable + taken]
+    problems += [FileResult(item, None, "skipped", reason=reason) for item, reason in skipped]
     jobs = []
-    for item in found:
-        target = out_dir / item.subfolder / output_name(item.source, suffix)
-        key = target.resolve()
+    for item, relative in planned:
+        target = out_dir / relative
         too_long = name_too_long(target.parent, target.name)
         if too_long:
             problems.append(FileResult(str(item.source), None, "failed", too_long))
-        elif key in seen:
-            problems.append(FileResult(str(item.source), str(target), "failed",
-                                       f"output name collides with that of {seen[key]}"))
         else:
-            seen[key] = item.source
             jobs.append(Job(item.source, target))
     return jobs, problems
 
@@ -136,7 +141,7 @@ def _check_target(job: Job, sources: set[Path], options: RestoreOptions) -> str 
         raise OutputError("output path is an input file; choose another output folder or --suffix")
     if os.path.lexists(job.target):
         if options.skip_existing:
-            return "skip" if is_complete_png(job.target) else "replace"
+            return "skip" if is_complete_output(job.target) else "replace"
         if not options.overwrite:
             raise OutputError(f"{job.target} exists (use --overwrite or --skip-existing)")
     folder = job.target.parent
@@ -200,11 +205,12 @@ def restore_file(
         for index, (target, decision) in enumerate(zip(targets, decisions)):
             seed = options.seed + index
             if decision != "skip":
-                restored = engine.restore_pixels(restorer, image.pixels, components, tile=options.tile, seed=seed,
-                                          project=options.project, ensemble=options.ensemble)
+                restored = engine.restore_pixels(restorer, image.source_pixels, components, tile=options.tile,
+                                                 seed=seed, project=options.project, ensemble=options.ensemble)
                 replace = options.overwrite or decision == "replace"
                 try:
-                    write_png(target, restored, image, bits=options.bits, overwrite=replace)
+                    write_image(target, restored, image, options.bits, jpeg_quality=options.jpeg_quality,
+                                overwrite=replace)
                 except TargetExistsError:
                     if not options.skip_existing:
                         raise
@@ -227,14 +233,14 @@ def restore_file(
 
 
 def _pass_clean(image: DecodedImage, target: Path, options: RestoreOptions, result: FileResult) -> bool:
-    """Write a clean image's decoded pixels losslessly to ``target`` (same PNG naming, ICC,
-    EXIF and orientation handling as a restored one) and mark ``result``; False when the
-    image needs restoring."""
+    """Write a clean image's decoded pixels to ``target`` (same naming, format and metadata
+    as a restored one) and mark ``result``; False when the image needs restoring."""
     verdict = judge_clean(image, options.clean_quality)
     result.details["clean_check"] = {"clean": verdict.clean, "quality": verdict.quality, "evidence": verdict.evidence}
     if not verdict.clean:
         return False
-    write_png(target, image.pixels.astype(np.float32) / 255, image, bits=options.bits, overwrite=options.overwrite)
+    write_image(target, unit_float(image.source_pixels), image, options.bits, jpeg_quality=options.jpeg_quality,
+                overwrite=options.overwrite)
     result.status, result.reason = "clean", f"passed through unrestored: {verdict.reason}"
     return True
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from jpegfix.dct import project_in_bands
 from jpegfix.devices import half_dtype, pick_device
 from jpegfix.errors import InputError
-from jpegfix.jpeg import ComponentTable, DecodedImage
+from jpegfix.jpeg import ComponentTable, DecodedImage, unit_float
 from jpegfix.models import METHODS, MODELS
 from jpegfix.models.restorer import Restorer
 from jpegfix.output import quantize
@@ -119,7 +119,7 @@ def restore_pixels(
     project: bool = True,
     ensemble: bool = False,
 ) -> np.ndarray:
-    """Restore (H, W, C) uint8 ``pixels``; returns (H, W, C) float32 in [0, 1].
+    """Restore (H, W, C) uint8 or uint16 ``pixels``; returns (H, W, C) float32 in [0, 1].
 
     ``components`` are the JPEG's quantization tables (required by table-guided models).
     ``tile`` 0 picks the tile side from free memory; an out-of-memory error halves it and
@@ -135,7 +135,7 @@ def restore_pixels(
     if restorer.needs_tables and components is None:
         raise InputError(f"{restorer.spec.name} needs quantization tables")
     if restorer.needs_tables and leaves_alone(components):
-        return pixels.astype(np.float32) / 255
+        return unit_float(pixels)
     top, left = grid_padding(components) if restorer.needs_tables else (0, 0)
     if top or left:  # tables recovered from a cropped image: put its block grid at (0, 0)
         shifted = np.pad(pixels, ((top, 0), (left, 0), (0, 0)), mode="reflect")
@@ -148,7 +148,7 @@ def restore_pixels(
     if ensemble and restorer.samples:
         raise InputError(f"{restorer.spec.name} draws its result from noise; --ensemble averages deterministic models only")
     height, width = pixels.shape[:2]
-    image = torch.from_numpy(pixels.transpose(2, 0, 1).copy()).float().div_(255)[None]
+    image = torch.from_numpy(unit_float(pixels).transpose(2, 0, 1).copy())[None]
     padded_h, padded_w = -(-height // GRID) * GRID, -(-width // GRID) * GRID
     padded = _pad(image, padded_h - height, padded_w - width)
     noise = restorer.noise(seed, padded_h, padded_w)

@@ -7,6 +7,11 @@ sampling factors come from the file's own markers (:mod:`jpegfix.markers`), read
 any pixel is decoded. Only regular files are read; the size the header declares is checked
 before decoding; images deeper than 8 bits are scaled by their declared range.
 
+16-bit PNGs and TIFFs are also read at their full depth (``DecodedImage.deep``; colour PNGs
+and LZW TIFFs need the ``codecs`` extra, without it they are read at 8 bits with a note). The
+metadata a photo carries comes along for the writer: EXIF (without the source container's
+structural TIFF tags), ICC, XMP, IPTC, DPI and the file's modification time.
+
 Pixels stay in the file's stored orientation, so the 8x8 block grid starts at the top-left
 corner as the encoder saw it; :mod:`jpegfix.output` applies the EXIF orientation once,
 to the restored result.
@@ -37,6 +42,14 @@ DEFAULT_MAX_PIXELS = 150_000_000
 """Refuse larger images unless the caller raises the limit (a 150 MP photo needs ~2 GB of pixels alone)."""
 
 EXIF_ORIENTATION_TAG = 0x0112
+CONTAINER_TAGS = frozenset({
+    254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 288, 289, 290, 291, 292, 293,
+    317, 318, 319, 320, 321, 322, 323, 324, 325, 330, 338, 339, 340, 341, 347, 512, 513, 514, 515, 517, 518, 519,
+    520, 521, 529, 530, 531, 532, 700, 33723, 34377, 34675, 37724, 50838, 50839,
+})
+"""TIFF tags that describe a file's own layout (size, samples, strips, tiles, compression, colour
+map) or that carry XMP, IPTC, ICC and Photoshop data kept on their own: Pillow lists them among
+a TIFF's EXIF, and written into another file's EXIF they would describe the wrong image."""
 MAX_TABLE_ENTRY = 255
 """Largest quantization step the table-guided networks were trained on (baseline tables)."""
 
@@ -95,10 +108,29 @@ class DecodedImage:
     exif: bytes | None = None
     """EXIF block with the orientation tag reset to 1 (the output is written upright)."""
     alpha: np.ndarray | None = None
-    """(H, W) uint8 alpha channel of PNG/WebP inputs, put back on the output."""
+    """(H, W) alpha channel of PNG/WebP/TIFF inputs, put back on the output (uint16 with ``deep``)."""
+    deep: np.ndarray | None = None
+    """(H, W, C) uint16 samples of a 16-bit file, read at full depth (``pixels`` is them
+    rounded to 8 bits, for what looks at 8-bit pixels); None for 8-bit files."""
+    xmp: bytes | None = None
+    iptc: bytes | None = None
+    """IPTC-NAA records (a JPEG's Photoshop resource 0x0404, a TIFF's tag 33723)."""
+    dpi: tuple[float, float] | None = None
+    mtime: float | None = None
+    """The input file's modification time, given to the output."""
     extra: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     """One-line remarks from decoding (only the first frame restored, a decoder warning)."""
+
+    @property
+    def bits(self) -> int:
+        """Bits per sample of the file as read: 16 or 8."""
+        return 16 if self.deep is not None else 8
+
+    @property
+    def source_pixels(self) -> np.ndarray:
+        """The pixels at the file's own depth (uint16 for 16-bit files): what is restored."""
+        return self.deep if self.deep is not None else self.pixels
 
     @property
     def height(self) -> int:
@@ -128,7 +160,14 @@ def read_image(
             large; the message names the reason in one line.
     """
     with open_regular_file(Path(path)) as file:
-        return _read_open_file(file, max_pixels, max_memory)
+        decoded = _read_open_file(file, max_pixels, max_memory)
+        decoded.mtime = os.fstat(file.fileno()).st_mtime
+    return decoded
+
+
+def unit_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8 or uint16 pixels -> float32 in [0, 1], by their type's range."""
+    return pixels.astype(np.float32) / np.iinfo(pixels.dtype).max
 
 
 def _read_open_file(file: BinaryIO, max_pixels: int, max_memory: float | None) -> DecodedImage:
@@ -157,6 +196,8 @@ def _read_open_file(file: BinaryIO, max_pixels: int, max_memory: float | None) -
                 raise InputError(f"corrupt PNG: {png_trouble}")
         _load(image)
         decoded = _decoded_pixels(image, notes)
+        if _is_sixteen_bit(image, source):
+            _read_deep(decoded, image.format, _whole(source), notes)
     decoded.notes = notes
     if header is not None:
         decoded.coding, decoded.progressive = header.coding, header.coding == "progressive"
@@ -164,6 +205,13 @@ def _read_open_file(file: BinaryIO, max_pixels: int, max_memory: float | None) -
         if components is not None and channels == 3:
             decoded.subsampling = subsampling_name(np.array([(c.vertical, c.horizontal) for c in header.components]))
     return decoded
+
+
+def _peek(source: BinaryIO, offset: int, size: int) -> bytes:
+    """``size`` bytes of ``source`` from ``offset`` without moving its position (the decoder's)."""
+    if isinstance(source, io.BytesIO):
+        return source.getvalue()[offset : offset + size]
+    return os.pread(source.fileno(), size, offset)
 
 
 def _whole(source: BinaryIO) -> bytes:
@@ -332,7 +380,66 @@ def _decoded_pixels(image: Image.Image, notes: list[str]) -> DecodedImage:
         icc_profile=info.get("icc_profile") or None,
         exif=exif_bytes,
         alpha=alpha,
+        xmp=_xmp(info),
+        iptc=_iptc(image),
+        dpi=_dpi(info),
     )
+
+
+def _xmp(info: dict) -> bytes | None:
+    """The XMP packet: Pillow's ``xmp`` (JPEG, WebP, TIFF) or a PNG's iTXt chunk."""
+    xmp = info.get("xmp") or info.get("XML:com.adobe.xmp")
+    return (xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)) if xmp else None
+
+
+def _iptc(image: Image.Image) -> bytes | None:
+    """IPTC-NAA records: a JPEG's Photoshop resource 0x0404 or a TIFF's tag 33723."""
+    iptc = (image.info.get("photoshop") or {}).get(0x0404)
+    tags = getattr(image, "tag_v2", None)
+    if iptc is None and tags is not None and 33723 in tags:
+        # Photoshop declares the tag LONG; its raw bytes are the records (as Pillow's getiptcinfo reads them)
+        iptc = tags.get(33723) if isinstance(tags.get(33723), bytes) else getattr(tags, "_tagdata", {}).get(33723)
+    return bytes(iptc) if isinstance(iptc, (bytes, bytearray)) and iptc else None
+
+
+def _dpi(info: dict) -> tuple[float, float] | None:
+    try:
+        x, y = (float(v) for v in info["dpi"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (round(x, 2), round(y, 2)) if x > 0 and y > 0 else None
+
+
+def _is_sixteen_bit(image: Image.Image, source: BinaryIO) -> bool:
+    """Whether a PNG or TIFF stores 16-bit unsigned samples."""
+    if image.format == "PNG":
+        return _peek(source, 24, 1) == b"\x10"  # IHDR's bit depth
+    if image.format == "TIFF":
+        bits, fmt = image.tag_v2.get(258, 1), image.tag_v2.get(339, 1)
+        bits, fmt = (bits if isinstance(bits, tuple) else (bits,)), (fmt if isinstance(fmt, tuple) else (fmt,))
+        return set(bits) == {16} and set(fmt) == {1}
+    return False
+
+
+def _read_deep(decoded: DecodedImage, file_format: str, data: bytes, notes: list[str]) -> None:
+    """Put the 16-bit samples of a PNG or TIFF on ``decoded`` (and its 8-bit ``pixels`` from
+    them); leaves it 8-bit, with a note, when this install cannot decode them."""
+    from jpegfix import deep
+
+    try:
+        samples = deep.read_png16(data) if file_format == "PNG" else deep.read_tiff16(data)
+    except deep.NotReadable as reason:
+        _add_note(notes, f"16-bit {file_format} read at 8 bits: {reason}")
+        return
+    channels = decoded.channels + (decoded.alpha is not None)
+    if samples.shape != (decoded.height, decoded.width, channels):
+        _add_note(notes, f"16-bit {file_format} read at 8 bits: its samples are laid out as {samples.shape}")
+        return
+    colour = samples[..., : decoded.channels]
+    decoded.deep = np.ascontiguousarray(colour)
+    decoded.pixels = np.round(colour / 257).astype(np.uint8)
+    if decoded.alpha is not None:
+        decoded.alpha = np.ascontiguousarray(samples[..., -1])
 
 
 def _exif(image: Image.Image, notes: list[str]) -> tuple[int, bytes | None]:
@@ -342,6 +449,8 @@ def _exif(image: Image.Image, notes: list[str]) -> tuple[int, bytes | None]:
         orientation = int(exif.get(EXIF_ORIENTATION_TAG, 1) or 1)
         if EXIF_ORIENTATION_TAG in exif:
             exif[EXIF_ORIENTATION_TAG] = 1
+        for tag in CONTAINER_TAGS & set(exif):
+            del exif[tag]
         exif_bytes = exif.tobytes() if len(exif) else None
     except Exception as error:  # corrupt EXIF must not cost the picture
         _add_note(notes, f"metadata: EXIF unreadable, not kept ({_one_line(error)})")

@@ -1,10 +1,22 @@
 """Which files a batch reads and the names it writes: the one place that decides both.
 
-Inputs are files, globs or folders. Anything that is not a regular file (a named pipe, a
-device) is refused with its kind named, never opened; a folder that cannot be listed is
-reported as such, not as "holds no images". Output names are ``<stem><suffix>.png`` in
-the output folder; the suffix is checked once (no path separators, no control characters),
-and a name longer than the file system allows is a per-file failure.
+Inputs are files, globs or folders, and one rule places every output, whatever named it:
+the folders below the inputs' common parent are mirrored in the output folder (a folder
+input counts from itself, a glob from the folder before its first wildcard, a file from its
+own folder). An output is ``<stem><suffix>.<ext>``; when two inputs of one folder share a
+stem (``copy.jpg``, ``copy.png``), each keeps its own extension in its name
+(``copy.jpg.png``, ``copy.png.png``), so no two inputs ever map to one output.
+
+What a file is comes from its first bytes, not its name: a JPEG named ``.png`` is read as
+the JPEG it is. Folders and globs skip, and say so: hidden files and folders, macOS
+AppleDouble ``._*`` files, and files that are not images jpegfix reads (AVIF, HEIC, JPEG
+XL, PSD, ...); a file with an image's name whose bytes are not one (empty, damaged) is read and fails
+with the reader's reason. A file named on the command line is never skipped silently: if it cannot be read it
+fails with its reason. Anything that is not a regular file (a named pipe, a device) is
+refused with its kind named, never opened; a folder that cannot be listed is reported as
+such, not as "holds no images". Globs are expanded here, extensions matched in any case
+(``*.jpg`` finds ``IMG.JPG``). The suffix is checked once (no path separators, no control
+characters), and a name longer than the file system allows is a per-file failure.
 """
 
 from __future__ import annotations
@@ -13,21 +25,39 @@ import glob
 import os
 import stat
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-INPUT_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+INPUT_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+"""Names of the formats jpegfix reads; what a file holds is judged from its bytes (:func:`sniff`)."""
 NAME_MAX = 255
 """Bytes in one file name on Linux, macOS and Windows file systems (used when the file system
 cannot be asked)."""
+SUPPORTED = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF")
+"""Formats read, as :func:`sniff` names them (a lossless WebP is ``WEBP`` with ``lossless``;
+of an animated GIF the first frame, with a note)."""
+_SIGNATURES = [  # (offset, bytes, format); the supported ones first
+    (0, b"\xff\xd8", "JPEG"), (0, b"\x89PNG\r\n\x1a\n", "PNG"), (0, b"II*\x00", "TIFF"), (0, b"MM\x00*", "TIFF"),
+    (0, b"BM", "BMP"), (0, b"GIF8", "GIF"), (4, b"ftypavif", "AVIF"), (4, b"ftypavis", "AVIF"),
+    (4, b"ftypheic", "HEIC"), (4, b"ftypheix", "HEIC"), (4, b"ftypmif1", "HEIF"), (0, b"\xff\x0a", "JPEG XL"),
+    (4, b"JXL ", "JPEG XL"), (4, b"jP  ", "JPEG 2000"), (0, b"\xff\x4f\xff\x51", "JPEG 2000"), (0, b"8BPS", "PSD"),
+    (0, b"II+\x00", "BigTIFF"), (0, b"MM\x00+", "BigTIFF"), (0, b"%PDF", "PDF"),
+]
 
 
 @dataclass(frozen=True)
 class Found:
-    """An input file and the folder, relative to the output folder, its output goes in."""
+    """An input file, what it holds, and the folder its output path is measured from."""
 
     source: Path
-    subfolder: Path
+    base: Path
+    """A folder input itself, a glob's folder before its first wildcard, a file's own folder."""
+    format: str = ""
+    """What :func:`sniff` read: ``JPEG``, ``PNG``, ``TIFF``, ``WEBP``, ``BMP``, ``GIF``."""
+    lossless: bool = False
+    """The file's pixels are stored without loss (PNG, TIFF, BMP, GIF, lossless WebP)."""
 
 
 def check_suffix(suffix: str) -> str:
@@ -45,9 +75,33 @@ def check_suffix(suffix: str) -> str:
     return suffix
 
 
-def output_name(source: Path, suffix: str) -> str:
-    """The output file name of ``source``: its stem, the suffix, ``.png``."""
-    return f"{source.stem}{suffix}.png"
+def output_paths(
+    found: list[Found], suffix: str, extension: Callable[[Found], str]
+) -> tuple[list[tuple[Found, Path]], list[tuple[str, str]]]:
+    """The output path of every input, relative to the output folder, and ``(source, reason)``
+    for an input whose name is still taken (only by contrived names, ``a.jpg`` beside
+    ``a.jpg.png``). Pure: decided from the paths alone.
+
+    ``extension(found)`` gives each output's extension (``.png``). Folders below the inputs'
+    common parent (of their ``base`` folders) are mirrored; stems shared within one output
+    folder, in any case, keep their source extension.
+    """
+    if not found:
+        return [], []
+    common = os.path.commonpath([os.path.abspath(f.base) for f in found])
+    folders = [Path(os.path.relpath(os.path.abspath(f.source.parent), common)) for f in found]
+    stems = Counter((folder, f.source.stem.casefold()) for f, folder in zip(found, folders))
+    planned, taken, refused = [], {}, []
+    for item, folder in zip(found, folders):
+        shared = stems[(folder, item.source.stem.casefold())] > 1
+        name = f"{item.source.name if shared else item.source.stem}{suffix}{extension(item)}"
+        key = (folder, name.casefold())
+        if key in taken:
+            refused.append((str(item.source), f"output name {folder / name} is also that of {taken[key]}"))
+            continue
+        taken[key] = item.source
+        planned.append((item, folder / name))
+    return planned, refused
 
 
 def name_too_long(folder: Path, name: str) -> str | None:
@@ -66,30 +120,136 @@ def name_too_long(folder: Path, name: str) -> str | None:
     return None
 
 
-def find_inputs(items: list[str], *, recursive: bool = False) -> tuple[list[Found], list[tuple[str, str]]]:
-    """Expand files, globs and folders; returns the inputs found and ``(item, reason)`` for
-    every item that gives nothing (or cannot be used), in order."""
+def find_inputs(
+    items: list[str], *, recursive: bool = False
+) -> tuple[list[Found], list[tuple[str, str]], list[tuple[str, str]]]:
+    """Expand files, globs and folders; returns the inputs found, ``(path, reason)`` for every
+    file skipped (hidden, AppleDouble, not a supported image), and ``(item, reason)`` for
+    every item that fails (missing, unreadable, not a regular file, an unreadable named file),
+    each in order."""
     found: list[Found] = []
+    skipped: list[tuple[str, str]] = []
     problems: list[tuple[str, str]] = []
     for item in items:
         kind, reason = _kind(item)
         if kind == "folder":
-            files, folder_problems = _scan_folder(Path(item), recursive)
+            files, folder_skipped, folder_problems = _scan_folder(Path(item), recursive)
             found += files
+            skipped += folder_skipped
             problems += folder_problems
             if not files and not folder_problems:
-                problems.append((item, "folder holds no images"))
+                what = f" ({len(folder_skipped)} other files skipped)" if folder_skipped else ""
+                problems.append((item, f"folder holds no images{what}"))
         elif kind == "file":
-            found.append(Found(Path(item), Path()))
+            path = Path(item)
+            why_not, fmt, lossless = _judge(path, named=True)
+            if why_not:
+                problems.append((item, why_not))
+            else:
+                found.append(Found(path, path.parent, fmt, lossless))
         elif kind == "missing" and glob.has_magic(item):
-            matches = sorted(glob.glob(item, recursive=recursive))
-            files = [Found(Path(m), Path()) for m in matches if _kind(m)[0] == "file"]
+            files, glob_skipped = _expand_glob(item, recursive)
             found += files
+            skipped += glob_skipped
             if not files:
-                problems.append((item, "pattern matches no files"))
+                problems.append((item, "pattern matches no images" if glob_skipped else "pattern matches no files"))
         else:
             problems.append((item, reason))
-    return found, problems
+    return found, skipped, problems
+
+
+def _expand_glob(pattern: str, recursive: bool) -> tuple[list[Found], list[tuple[str, str]]]:
+    """The images a glob matches, extensions in any case; Python's glob already leaves out
+    hidden names (``*`` does not match a leading dot)."""
+    head, tail = os.path.split(pattern)
+    base = Path(_fixed_prefix(pattern))
+    found, skipped = [], []
+    for match in sorted(glob.glob(os.path.join(head, _any_case(tail)), recursive=recursive)):
+        path = Path(match)
+        if _kind(path)[0] != "file":
+            continue
+        why_not, fmt, lossless = _judge(path, named=tail.startswith("."))  # '.*' asks for hidden files
+        if why_not:
+            skipped.append((match, why_not))
+        else:
+            found.append(Found(path, base, fmt, lossless))
+    return found, skipped
+
+
+def _fixed_prefix(pattern: str) -> str:
+    """The folder of ``pattern`` before its first wildcard: ``in`` for ``in/**/*.jpg``."""
+    parts = Path(pattern).parts
+    fixed = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return os.path.join(*fixed) if fixed else "."
+
+
+def _any_case(name_pattern: str) -> str:
+    """A glob file-name pattern matching letters in either case (``*.jpg`` -> ``*.[jJ][pP][gG]``);
+    bracket sets are left as written."""
+    out, in_set = [], False
+    for char in name_pattern:
+        if char == "[" and not in_set:
+            in_set = True
+        elif char == "]" and in_set:
+            in_set = False
+        elif not in_set and char.lower() != char.upper():
+            char = f"[{char.lower()}{char.upper()}]"
+        out.append(char)
+    return "".join(out)
+
+
+def _judge(path: Path, *, named: bool) -> tuple[str | None, str, bool]:
+    """(reason it is not read, format, lossless). Hidden files are skipped only when found
+    by a scan or a glob that does not ask for them (``named`` is False); AppleDouble files,
+    metadata beside a picture, always. A file that should be an image (named, or with an
+    image's extension) but is empty, damaged or unreadable goes on to the reader, which
+    fails it with the precise reason."""
+    if path.name.startswith("._"):
+        return "macOS AppleDouble metadata file, not an image", "", False
+    if path.name.startswith(".") and not named:
+        return "hidden file", "", False
+    try:
+        fmt, lossless = sniff(path)
+    except OSError:  # unreadable: judged by its name below, and the reader says why
+        fmt, lossless = "", False
+    if fmt in SUPPORTED or (not fmt and (named or path.suffix.lower() in INPUT_SUFFIXES)):
+        return None, fmt, lossless  # unknown bytes that should be an image: the reader says what is wrong
+    if fmt:
+        return f"{fmt} is not supported; jpegfix reads JPEG, PNG, TIFF, WebP, BMP and GIF", "", False
+    return "not an image jpegfix reads (unknown file format)", "", False
+
+
+def sniff(path: Path) -> tuple[str, bool]:
+    """(format read from the first bytes, whether its pixels are stored without loss); the
+    format is "" when unknown. Opened without blocking, so a special file cannot hang it."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        head = os.pread(descriptor, 32, 0)
+        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            return "WEBP", _webp_is_lossless(descriptor)
+    finally:
+        os.close(descriptor)
+    fmt = next((name for offset, magic, name in _SIGNATURES if head[offset : offset + len(magic)] == magic), "")
+    return fmt, fmt in ("PNG", "TIFF", "BMP", "GIF")
+
+
+def _webp_is_lossless(descriptor: int) -> bool:
+    """Whether a WebP's image chunk is VP8L (lossless) rather than VP8 (lossy), walking the
+    RIFF chunks (an extended file puts ICC, EXIF or animation chunks first)."""
+    position = 12
+    for _ in range(64):
+        header = os.pread(descriptor, 8, position)
+        if len(header) < 8:
+            return False
+        kind, size = header[:4], int.from_bytes(header[4:], "little")
+        if kind in (b"VP8L", b"VP8 "):
+            return kind == b"VP8L"
+        position += 8 + size + (size & 1)
+    return False
 
 
 def _kind(item: str | Path) -> tuple[str, str]:
@@ -116,10 +276,12 @@ def special_kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "a special file")
 
 
-def _scan_folder(root: Path, recursive: bool) -> tuple[list[Found], list[tuple[str, str]]]:
-    """Image files under ``root`` (sorted, one level or all), and a problem per folder that
-    cannot be listed and per image-named entry that is not a regular file."""
+def _scan_folder(root: Path, recursive: bool) -> tuple[list[Found], list[tuple[str, str]], list[tuple[str, str]]]:
+    """Images under ``root`` (sorted, one level or all), files skipped with their reasons,
+    and a problem per folder that cannot be listed and per image-named entry that is not a
+    regular file. Hidden folders are not entered."""
     found: list[Found] = []
+    skipped: list[tuple[str, str]] = []
     problems: list[tuple[str, str]] = []
     pending = [root]
     while pending:
@@ -135,14 +297,19 @@ def _scan_folder(root: Path, recursive: bool) -> tuple[list[Found], list[tuple[s
             path = Path(entry.path)
             kind, reason = _kind(path)
             if kind == "folder":
-                subfolders.append(path)
-            elif path.suffix.lower() not in INPUT_SUFFIXES:
-                continue
+                if not entry.name.startswith("."):
+                    subfolders.append(path)
+                elif recursive:
+                    skipped.append((str(path), "hidden folder"))
             elif kind == "file":
-                found.append(Found(path, path.parent.relative_to(root)))
-            else:
+                why_not, fmt, lossless = _judge(path, named=False)
+                if why_not:
+                    skipped.append((str(path), why_not))
+                else:
+                    found.append(Found(path, root, fmt, lossless))
+            elif path.suffix.lower() in INPUT_SUFFIXES:
                 problems.append((str(path), reason))
         if recursive:
             pending[:0] = subfolders
     found.sort(key=lambda f: f.source)
-    return found, problems
+    return found, skipped, problems

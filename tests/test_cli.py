@@ -63,7 +63,7 @@ def test_existing_outputs_skip_overwrite_and_refuse(tmp_path, photo, tiny_models
     assert refused.exit_code == 1 and (out / "a.png").read_bytes() == old
     skipped = runner.invoke(app, ["restore", str(source), "-o", str(out), "--skip-existing"])
     assert skipped.exit_code == 0 and (out / "a.png").read_bytes() == old
-    replaced = runner.invoke(app, ["restore", str(source), "-o", str(out), "--overwrite", "--bits", "16"])
+    replaced = runner.invoke(app, ["restore", str(source), "-o", str(out), "--overwrite", "--format", "png", "--bits", "16"])
     assert replaced.exit_code == 0
     with Image.open(out / "a.png") as image:
         assert image.size == (32, 32)
@@ -134,3 +134,19 @@ def test_info_shows_what_the_pixels_say(tmp_path, photo):
     assert twice["from_pixels"]["earlier"]["found"] and twice["from_pixels"]["earlier"]["quality"] == 30
     text = runner.invoke(app, ["info", str(tmp_path / "copy.png"), str(tmp_path / "clean.png")]).output
     assert "from pixels  IJG quality 40" in text and "grid offset 2, 6" in text and "tables not found" in text
+
+
+def test_formats_and_skips_from_the_command_line(tmp_path, photo, tiny_models):
+    (tmp_path / "in" / ".cache").mkdir(parents=True)
+    save_jpeg(tmp_path / "in" / "IMG.JPG", photo[:32, :48], quality=20)
+    save_jpeg(tmp_path / "in" / ".cache" / "x.jpg", photo[:16, :16])
+    (tmp_path / "in" / "phone.heic").write_bytes(bytes(4) + b"ftypheic" + bytes(20))
+    args = ["restore", str(tmp_path / "in"), "-r", "-o", str(tmp_path / "out"), "--format", "jpg", "--jpeg-quality", "90"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "skipped" in result.output and "HEIC is not supported" in result.output
+    assert "1 restored, 2 skipped, 0 failed" in result.output
+    with Image.open(tmp_path / "out" / "IMG.jpg") as out:
+        assert out.format == "JPEG" and out.size == (48, 32)
+    assert runner.invoke(app, args[:6] + ["--format", "webp", "--bits", "16"]).exit_code == 2
+    assert runner.invoke(app, args[:6] + ["--format", "heic"]).exit_code == 2

@@ -126,12 +126,12 @@ def test_plan_jobs_mirrors_folders_and_reports_missing(tmp_path, photo):
     assert [p.error for p in problems] == ["no such file or folder"]
 
 
-def test_colliding_output_names_fail_the_second(tmp_path, photo):
+def test_files_of_one_name_in_two_folders_are_mirrored_apart(tmp_path, photo):
     for folder in ("x", "y"):
         (tmp_path / folder).mkdir()
         save_jpeg(tmp_path / folder / "a.jpg", photo[:16, :16])
     jobs, problems = plan_jobs([str(tmp_path / "x/a.jpg"), str(tmp_path / "y/a.jpg")], tmp_path / "out")
-    assert len(jobs) == 1 and "collides" in problems[0].error
+    assert problems == [] and [str(j.target.relative_to(tmp_path / "out")) for j in jobs] == ["x/a.png", "y/a.png"]
 
 
 def test_batch_goes_on_after_a_bad_file_and_never_overwrites_inputs(tmp_path, photo, monkeypatch):

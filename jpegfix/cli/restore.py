@@ -1,4 +1,4 @@
-"""``jpegfix restore``: restore files, globs and folders to PNGs in an output folder."""
+"""``jpegfix restore``: restore files, globs and folders to PNG, TIFF, WebP or JPEG files in an output folder."""
 
 from __future__ import annotations
 
@@ -35,9 +35,11 @@ def restore_command(
     seed: Annotated[int, typer.Option("--seed", min=0, help="Noise seed of the first candidate (candidate i uses seed + i - 1); the same seed gives the same picture.")] = 0,
     project: Annotated[bool, typer.Option("--projection/--no-projection", help="Keep table-guided results inside the file's quantization intervals (an image the JPEG could have come from; guards high-quality files).")] = True,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="Average the 8 rotations and flips of each image: slightly better, 8x slower.")] = False,
-    suffix: Annotated[str, typer.Option("--suffix", help="Appended to each output file name before .png.")] = "",
-    bits: Annotated[int, typer.Option("--bits", help="Output bit depth, 8 or 16.")] = 8,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Recurse into folders and mirror their structure.")] = False,
+    suffix: Annotated[str, typer.Option("--suffix", help="Appended to each output file name before its extension.")] = "",
+    output_format: Annotated[str, typer.Option("--format", "-f", help="Output format: png, tiff, webp (lossless), jpeg, or auto: the input's format where it is lossless (PNG, TIFF, lossless WebP), else PNG, or TIFF with --bits 16. Metadata (EXIF with GPS, ICC, XMP, IPTC, DPI, the file time) is kept where the format holds it: docs/formats.md.")] = "auto",
+    bits: Annotated[Optional[int], typer.Option("--bits", help="Output bits per sample, 8 or 16 (png, tiff); default: the input's (16 for 16-bit PNGs and TIFFs).", show_default=False)] = None,
+    jpeg_quality: Annotated[int, typer.Option("--jpeg-quality", min=1, max=100, help="Quality of --format jpeg outputs (4:4:4, no chroma subsampling).")] = 95,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Recurse into folders (hidden ones skipped) and let ** in a glob match folders.")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip files whose output exists.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never inputs).")] = False,
     skip_clean: Annotated[bool, typer.Option("--skip-clean", help="Pass through images that are already clean (judged from the pixels: recovered tables, an earlier compression under a JPEG's tables, the quality ranker), writing their decoded pixels losslessly instead of restoring them.")] = False,
@@ -47,9 +49,22 @@ def restore_command(
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Restore JPEG-compressed images and write PNGs, keeping ICC profile, EXIF and orientation."""
-    if bits not in (8, 16):
+    """Restore JPEG-compressed images, keeping their metadata.
+
+    Outputs mirror the inputs' folders below their common parent; two inputs whose names
+    differ only in extension (copy.jpg, copy.png) keep it in theirs (copy.jpg.png,
+    copy.png.png). Hidden and macOS ._ files, and files that are not supported images,
+    are skipped and counted.
+    """
+    from jpegfix.output import EIGHT_BIT_ONLY, FORMATS
+
+    if bits not in (None, 8, 16):
         raise typer.BadParameter("must be 8 or 16", param_hint="--bits")
+    output_format = {"jpg": "jpeg", "tif": "tiff"}.get(output_format.lower(), output_format.lower())
+    if output_format not in (*FORMATS, "auto"):
+        raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}, auto", param_hint="--format")
+    if bits == 16 and output_format in EIGHT_BIT_ONLY:
+        raise typer.BadParameter(f"{output_format} holds 8 bits per sample; use png or tiff for 16", param_hint="--bits")
     if skip_existing and overwrite:
         raise typer.BadParameter("choose one of --skip-existing and --overwrite")
     for name, value in (("--max-megapixels", max_megapixels), ("--max-memory", max_memory)):
@@ -81,14 +96,18 @@ def restore_command(
         raise typer.BadParameter(f"{model or 'the default models'} give one result per image; candidates need a "
                                  f"sampling model (--model one-to-many)", param_hint="--samples")
     options = RestoreOptions(model=model, device=device, tile=tile, quality=quality, bits=bits,
+                             format=output_format, jpeg_quality=jpeg_quality,
                              samples=samples, seed=seed, project=project, ensemble=ensemble,
                              overwrite=overwrite, skip_existing=skip_existing,
                              skip_clean=skip_clean, clean_quality=clean_quality,
                              max_pixels=int(min(max_megapixels * 1e6, 2**62)),
                              max_memory=max_memory * 1e9, readout=as_json)
-    jobs, problems = plan_jobs(inputs, out, recursive=recursive, suffix=suffix)
+    jobs, problems = plan_jobs(inputs, out, recursive=recursive, suffix=suffix, output_format=output_format, bits=bits)
     for problem in problems:
-        err_console.print(f"[red]error[/] {escape(problem.source)}: {escape(problem.error)}", highlight=False)
+        if problem.status == "failed":
+            err_console.print(f"[red]error[/] {escape(problem.source)}: {escape(problem.error)}", highlight=False)
+        elif not as_json and not quiet:
+            console.print(_line(problem), highlight=False)
     results = list(problems)
     with progress_bar(quiet) as progress:
         task = progress.add_task("restoring", total=len(jobs), megapixels=0.0)
