@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 
 from jpegfix import engine
+from jpegfix.catalogue import require_weights
 from jpegfix.clean import DEFAULT_CLEAN_QUALITY
 from jpegfix.clean import judge as judge_clean
 from jpegfix.errors import InputError, JpegfixError, OutputError
@@ -248,7 +249,12 @@ def _pass_clean(image: DecodedImage, target: Path, options: RestoreOptions, resu
 def restore_files(
     jobs: list[Job], options: RestoreOptions, on_result: Callable[[FileResult], None] = lambda r: None
 ) -> list[FileResult]:
-    """Restore every job in order, reporting each result to ``on_result`` as it finishes."""
+    """Restore every job in order, reporting each result to ``on_result`` as it finishes.
+
+    Raises:
+        MissingWeightsError: a forced model (``options.model``) has no weights, before any file.
+    """
+    require_weights(options.model)
     sources = {job.source.resolve() for job in jobs}
     restorers: dict[str, Restorer] = {}
     reader = None

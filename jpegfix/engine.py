@@ -15,11 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jpegfix.catalogue import check_restorer, model_for
 from jpegfix.dct import project_in_bands
 from jpegfix.devices import half_dtype, pick_device
 from jpegfix.errors import InputError
 from jpegfix.jpeg import ComponentTable, DecodedImage, unit_float
-from jpegfix.models import METHODS, MODELS
+from jpegfix.models import MODELS
 from jpegfix.models.restorer import Restorer
 from jpegfix.output import quantize
 from jpegfix.qmaps import build_qmaps, ijg_components
@@ -60,25 +61,10 @@ def load_restorer(name: str, device: str = "auto", *, download: bool = True, fol
         UnknownModelError, MissingWeightsError.
     """
     spec = MODELS.get(name)
-    _check_restorer(spec)
+    check_restorer(spec)
     net, card = load_model(spec, download=download, folder=folder)
     target = pick_device(device)
     return Restorer(spec=spec, net=net.to(target), device=target, dtype=half_dtype(target), card=card)
-
-
-def _check_restorer(spec) -> None:
-    """Raises InputError for registered networks that do not restore images (CQR's ranker)."""
-    if spec.role != "restorer":
-        raise InputError(f"{spec.name} is a compression-quality {spec.role}, not a restoration model "
-                         f"(`jpegfix info` reads images with it)")
-
-
-def model_for(name: str, channels: int) -> str:
-    """``name``, or for a method name (``--model cqr``) that method's CPU-size model for the
-    image's channel count (``cqr-color-s`` or ``cqr-gray-s``)."""
-    if name in METHODS:
-        return f"{name}-{'color' if channels == 3 else 'gray'}-s"
-    return name
 
 
 # -- one image in memory ---------------------------------------------------------------
@@ -292,7 +278,7 @@ def choose_model(image: DecodedImage, options: ModelChoice) -> tuple[str, list[C
     else:
         name, why = DEFAULT_BLIND_MODELS[channels], "blind default"
     spec = MODELS.get(name)
-    _check_restorer(spec)
+    check_restorer(spec)
     if spec.needs_tables and components is None:
         blind = DEFAULT_BLIND_MODELS[channels]
         raise InputError(f"{source}; pass --quality Q to restore it as a JPEG of quality Q, or use --model {blind}")

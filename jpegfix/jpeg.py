@@ -170,6 +170,41 @@ def unit_float(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) / np.iinfo(pixels.dtype).max
 
 
+def read_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_memory: float | None = None) -> DecodedImage:
+    """:func:`read_image` for an image file held in memory (an upload, stdin)."""
+    return _read_open_file(io.BytesIO(data), max_pixels, max_memory)
+
+
+def from_pillow(image: Image.Image) -> DecodedImage:
+    """The :class:`DecodedImage` of a Pillow image already in memory (nothing is read again).
+
+    A JPEG Pillow opened keeps its quantization tables and sampling factors
+    (``quantization``, ``layer``): they are used when they fit the image, as a file's are.
+    Its EXIF orientation is returned as read; the caller decides whether to apply it.
+
+    Raises:
+        InputError: pixels that cannot be brought to 8-bit grey or RGB.
+    """
+    notes: list[str] = []
+    with _decoder_messages(notes):
+        image.load()
+        decoded = _decoded_pixels(image, notes)
+    decoded.notes = notes
+    tables, layers = getattr(image, "quantization", None), getattr(image, "layer", None)
+    if image.format == "JPEG" and tables and layers:
+        sampling = np.array([(v, h) for _, h, v, _ in layers], dtype=np.int64)
+        try:
+            components = component_tables(tables, [index for *_, index in layers], sampling)
+        except InvalidTablesError as error:
+            decoded.tables_problem = str(error)
+        else:
+            if len(components) == decoded.channels:
+                decoded.components = components
+                if decoded.channels == 3:
+                    decoded.subsampling = subsampling_name(sampling)
+    return decoded
+
+
 def _read_open_file(file: BinaryIO, max_pixels: int, max_memory: float | None) -> DecodedImage:
     # A JPEG is read whole: its markers are walked from the bytes. Other formats are decoded
     # straight from the file, so an oversized one is refused having read its header only.

@@ -41,11 +41,50 @@ def test_checksum_mismatch_is_refused(tmp_path, monkeypatch):
         load_model(spec, download=False)
 
 
-def test_missing_weights_offline_says_how_to_get_them(tmp_path, monkeypatch):
-    monkeypatch.setenv("JPEGFIX_WEIGHTS", str(tmp_path))
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    """No weights anywhere: an empty $JPEGFIX_WEIGHTS and an empty Hugging Face cache."""
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setenv("JPEGFIX_WEIGHTS", str(tmp_path / "empty"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    return tmp_path / "hub"
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch, empty_cache):
+    """A reachable Hub whose files are a local folder: ``hf_hub_download`` stood in for with its
+    real call signature, recording each call."""
+    import huggingface_hub
+
+    server, calls = tmp_path / "server", []
+
+    def download(repo, filename, *, revision):
+        calls.append((repo, filename, revision))
+        if not (server / filename).is_file():
+            raise FileNotFoundError(f"{filename} not on the hub")
+        return str(server / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    monkeypatch.setattr("jpegfix.weights.hub_unreachable", lambda: None)
+    return server, calls
+
+
+def test_missing_weights_offline_says_how_to_get_them(empty_cache, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    with pytest.raises(MissingWeightsError, match="offline.*jpegfix train --method qgcn"):
+    with pytest.raises(MissingWeightsError, match="HF_HUB_OFFLINE is set; run `jpegfix download qgcn-color-t`"):
+        locate(tiny_spec())
+
+
+def test_unreachable_hub_fails_at_once_without_retries(empty_cache, monkeypatch):
+    """A dead network costs one refused connection, not hf_hub_download's ~25 s of retries."""
+    import huggingface_hub
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("no download expected"))
+    with pytest.raises(MissingWeightsError, match="127.0.0.1 cannot be reached"):
         locate(tiny_spec())
 
 
@@ -82,38 +121,43 @@ def test_shipped_weights_match_their_cards(name):
     assert sha256_of(path) == card["sha256"] and card["method"] == MODELS.get(name).method and card["validation_curve"]
 
 
-def test_download_uses_the_pinned_revision_and_checks_the_card(tmp_path, monkeypatch):
-    """hf_hub_download is stood in for by a local 'server' folder; the real call signature is used."""
-    import huggingface_hub
-
+def test_download_uses_the_pinned_revision_and_fetches_the_card(fake_hub, monkeypatch):
+    server, calls = fake_hub
     spec = tiny_spec()
-    save_model(spec.build(), tmp_path / "server", spec.name, {})
-    calls = []
-
-    def fake_download(repo, filename, *, revision, local_files_only=False):
-        calls.append((repo, filename, revision, local_files_only))
-        if local_files_only:
-            raise FileNotFoundError("not cached")
-        return str(tmp_path / "server" / filename)
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    monkeypatch.setenv("JPEGFIX_WEIGHTS", str(tmp_path / "empty"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    save_model(spec.build(), server, spec.name, {})
     monkeypatch.setenv("JPEGFIX_HUB_REPO", "someone/mirror")
     net, card = load_model(spec)
-    assert calls == [("someone/mirror", f"{spec.name}.safetensors", "0123abc", True),
-                     ("someone/mirror", f"{spec.name}.safetensors", "0123abc", False)]
+    assert calls == [("someone/mirror", f"{spec.name}.json", "0123abc"),
+                     ("someone/mirror", f"{spec.name}.safetensors", "0123abc")]
     assert card["arch_args"]["width"] == 8
 
 
-def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
+def test_downloaded_weights_that_do_not_match_their_card_are_refused(fake_hub):
+    server, _ = fake_hub
+    spec = tiny_spec()
+    weights, _ = save_model(spec.build(), server, spec.name, {})
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one flipped bit in the last tensor
+    weights.write_bytes(bytes(data))
+    with pytest.raises(MissingWeightsError, match="sha256 does not match"):
+        locate(spec)
+
+
+def test_hub_weights_without_a_card_are_refused(fake_hub):
+    server, _ = fake_hub
+    spec = tiny_spec()
+    save_model(spec.build(), server, spec.name, {})
+    (server / f"{spec.name}.json").unlink()
+    with pytest.raises(MissingWeightsError, match="download from jpegfix/test-weights@0123abc failed"):
+        locate(spec)
+
+
+def test_failed_download_is_one_clear_error(fake_hub, monkeypatch):
     import huggingface_hub
 
-    def failing(repo, filename, *, revision, local_files_only=False):
+    def failing(repo, filename, *, revision):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", failing)
-    monkeypatch.setenv("JPEGFIX_WEIGHTS", str(tmp_path))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with pytest.raises(MissingWeightsError, match=r"download from jpegfix/test-weights@0123abc failed \(ConnectionError\)"):
         locate(tiny_spec())

@@ -11,6 +11,7 @@ import typer
 
 from jpegfix import __version__
 from jpegfix.cli.bench import bench_command
+from jpegfix.cli.download import download_command
 from jpegfix.cli.info import info_command
 from jpegfix.cli.models import models_command
 from jpegfix.cli.probe import probe_command
@@ -23,11 +24,13 @@ from jpegfix.cli.train import train_command
 
 app = typer.Typer(
     name="jpegfix", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Remove JPEG compression artifacts from photos.",
 )
 app.command("restore")(restore_command)
 app.command("info")(info_command)
 app.command("models")(models_command)
+app.command("download")(download_command)
 app.command("train")(train_command)
 app.command("probe-encoder")(probe_command)
 app.command("probe-ranker")(probe_ranker_command)

@@ -37,11 +37,11 @@ def bench_command(
     model: Annotated[Optional[str], typer.Option(
         "--model", "-m", help="Comma list of jpegfix models and peers (arcnn, dncnn3). The jpeg row is always shown.")] = None,
     peers_dir: Annotated[Optional[Path], typer.Option(
-        "--peers-dir", help="Folder with arcnn/q*.mat and dncnn3/DnCNN3.mat (default: ../shared/peers if present).")] = None,
+        "--peers-dir", help="Folder with arcnn/q*.mat and dncnn3/DnCNN3.mat (default: the development checkout's shared peers folder, when there is one).")] = None,
     no_peers: Annotated[bool, typer.Option(
         "--no-peers", help="Run peers only when named in --model, even if their weights are present.")] = False,
     data_root: Annotated[Optional[Path], typer.Option(
-        "--data-root", help="Folder holding the data set folders (else $JPEGFIX_DATA, the cache, ../shared/data/bench).")] = None,
+        "--data-root", help="Folder holding the data set folders (else $JPEGFIX_DATA, then the download cache, then the development checkout's shared data, when there is one).")] = None,
     subsampling: Annotated[str, typer.Option(
         "--subsampling", help="Chroma subsampling of colour JPEGs: 420, 422 or 444.")] = "420",
     channel: Annotated[Optional[str], typer.Option(

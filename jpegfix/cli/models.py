@@ -11,14 +11,14 @@ from jpegfix.cli.render import console
 
 
 def model_rows() -> list[dict]:
-    from jpegfix.models import MODELS
-    from jpegfix.weights import read_card, search_folders
+    """One row per registered model, read from the catalogue and the cards (no torch)."""
+    from jpegfix.catalogue import entries
+    from jpegfix.weights import card_of, find_local
 
     rows = []
-    for spec in MODELS:
-        card = read_card(spec) or {}
-        present = next((f / f"{spec.weights_name}.safetensors" for f in search_folders()
-                        if (f / f"{spec.weights_name}.safetensors").is_file()), None)
+    for spec in entries().values():
+        present = find_local(spec)
+        card = card_of(spec, present) or {}
         validation = card.get("validation", {})
         rows.append({
             "name": spec.name, "method": spec.method, "role": spec.role, "channels": spec.channels,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from dataclasses import asdict
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.markup import escape
@@ -25,8 +29,8 @@ _MEMORY_HELP = (
 
 
 def restore_command(
-    inputs: Annotated[list[str], typer.Argument(help="Image files, globs or folders.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")],
+    inputs: Annotated[list[str], typer.Argument(help="Image files, globs or folders; - reads one image from stdin.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing); - writes the one image to stdout.")],
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     tile: TileOpt = 0,
@@ -72,29 +76,24 @@ def restore_command(
             parse_limit(value, name)
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint=name) from None
-    from jpegfix.batch import RestoreOptions, plan_jobs, restore_files
-    from jpegfix.engine import model_for
     from jpegfix.paths import check_suffix
 
     try:
         check_suffix(suffix)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--suffix") from None
-    from jpegfix.models import MODELS
+    _check_model(model, quality, samples)
+    _check_streams(inputs, out, samples, as_json)
+    from jpegfix.catalogue import require_weights
+    from jpegfix.errors import JpegfixError
 
-    if model is not None:
-        from jpegfix.errors import UnknownModelError
+    try:  # before torch is imported and before any file: a missing model costs one line
+        require_weights(model)
+    except JpegfixError as error:
+        err_console.print(f"[red]error[/] {escape(str(error))}", highlight=False)
+        raise typer.Exit(1) from None
+    from jpegfix.batch import RestoreOptions, plan_jobs
 
-        try:
-            spec = MODELS.get(model_for(model, 3))  # a method name stands for its -s models
-        except UnknownModelError as error:
-            raise typer.BadParameter(str(error), param_hint="--model") from None
-        if spec.role != "restorer":
-            raise typer.BadParameter(f"{model} is a compression-quality {spec.role}, not a restoration model",
-                                     param_hint="--model")
-    if samples > 1 and (model is None or not spec.samples):
-        raise typer.BadParameter(f"{model or 'the default models'} give one result per image; candidates need a "
-                                 f"sampling model (--model one-to-many)", param_hint="--samples")
     options = RestoreOptions(model=model, device=device, tile=tile, quality=quality, bits=bits,
                              format=output_format, jpeg_quality=jpeg_quality,
                              samples=samples, seed=seed, project=project, ensemble=ensemble,
@@ -102,8 +101,31 @@ def restore_command(
                              skip_clean=skip_clean, clean_quality=clean_quality,
                              max_pixels=int(min(max_megapixels * 1e6, 2**62)),
                              max_memory=max_memory * 1e9, readout=as_json)
-    jobs, problems = plan_jobs(inputs, out, recursive=recursive, suffix=suffix, output_format=output_format, bits=bits)
-    for problem in problems:
+    with standard_streams(inputs, out) as (inputs, out, shown):
+        jobs, problems = plan_jobs(inputs, out, recursive=recursive, suffix=suffix,
+                                   output_format=output_format, bits=bits)
+        if shown.to_stdout and len(jobs) + len(problems) != 1:
+            raise typer.BadParameter(f"-o - writes one image to stdout; these inputs give {len(jobs) + len(problems)}",
+                                     param_hint="--out")
+        results = _run(jobs, problems, options, quiet=quiet or shown.to_stdout, as_json=as_json, shown=shown)
+        if shown.to_stdout:
+            shown.send(results[0])
+    if as_json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    elif quiet or shown.to_stdout:
+        pass
+    else:
+        _summary(results)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+
+
+def _run(jobs, problems, options, *, quiet: bool, as_json: bool, shown: "Streams") -> list:
+    """Restore ``jobs`` under a progress bar, printing each result as it comes."""
+    from jpegfix.batch import restore_files
+
+    for problem in problems:  # failed inputs, and files a folder or glob passes over
+        shown.rename(problem)
         if problem.status == "failed":
             err_console.print(f"[red]error[/] {escape(problem.source)}: {escape(problem.error)}", highlight=False)
         elif not as_json and not quiet:
@@ -114,6 +136,7 @@ def restore_command(
         done_mp = [0.0]
 
         def on_result(result) -> None:
+            shown.rename(result)
             done_mp[0] += result.megapixels
             rate = done_mp[0] / max(progress.tasks[task].elapsed or 1e-9, 1e-9)
             progress.update(task, advance=1, megapixels=rate)
@@ -126,14 +149,95 @@ def restore_command(
                 (progress.console if shared_terminal else console).print(_line(result), highlight=False)
 
         results += restore_files(jobs, options, on_result)
+    return results
+
+
+def _check_model(model: str | None, quality: int | None, samples: int) -> None:
+    """Usage errors (exit 2) of --model and the options it decides: an unknown or non-restoring
+    model, --quality with a model that ignores it, --samples with a model that gives one result.
+    Read from the catalogue, before torch is imported."""
+    from jpegfix import catalogue
+    from jpegfix.errors import InputError, UnknownModelError
+
+    entry = None
+    if model is not None:
+        try:
+            entry = catalogue.get(catalogue.model_for(model, 3))  # a method name stands for its -s models
+            catalogue.check_restorer(entry)
+        except (UnknownModelError, InputError) as error:
+            raise typer.BadParameter(str(error), param_hint="--model") from None
+        try:
+            catalogue.check_quality(model, quality)
+        except InputError as error:
+            raise typer.BadParameter(str(error), param_hint="--quality") from None
+    if samples > 1 and (entry is None or not entry.samples):
+        raise typer.BadParameter(f"{model or 'the default models'} give one result per image; candidates need a "
+                                 f"sampling model (--model one-to-many)", param_hint="--samples")
+
+
+STREAM = "-"
+"""An input of ``-`` is stdin, ``-o -`` stdout (``./-`` names a file called -)."""
+
+
+def _check_streams(inputs: list[str], out: Path, samples: int, as_json: bool) -> None:
+    """Usage errors of ``-``: stdin is one image, stdout takes one image and nothing else."""
+    if STREAM in inputs and len(inputs) > 1:
+        raise typer.BadParameter("- reads one image from stdin; give it as the only input", param_hint="INPUTS")
+    if str(out) != STREAM:
+        return
+    if samples > 1:
+        raise typer.BadParameter("-o - writes one image; --samples writes several (give an output folder)",
+                                 param_hint="--out")
     if as_json:
-        print(json.dumps([asdict(r) for r in results], indent=2))
-    elif quiet:
-        pass
-    else:
-        _summary(results)
-    if any(r.status == "failed" for r in results):
-        raise typer.Exit(1)
+        raise typer.BadParameter("--json prints to stdout, which -o - fills with the image", param_hint="--out")
+    if sys.stdout.isatty():
+        raise typer.BadParameter("-o - writes image data: redirect stdout to a file or a pipe", param_hint="--out")
+
+
+@dataclass
+class Streams:
+    """Where stdin's image and stdout's output stand in the temporary folder, and how to show
+    them: a result names ``-`` rather than a temporary path."""
+
+    folder: Path | None = None
+    to_stdout: bool = False
+    written: Path | None = None
+    """The output file that goes to stdout."""
+
+    def rename(self, result) -> None:
+        if self.folder is None:
+            return
+        if Path(result.source).parent == self.folder / "in":
+            result.source = STREAM
+        if self.to_stdout and result.target:
+            self.written, result.target = Path(result.target), STREAM
+
+    def send(self, result) -> None:
+        """Copy the one output to stdout (nothing when it failed)."""
+        if result.status not in ("ok", "clean"):
+            return
+        sys.stdout.flush()
+        with open(self.written, "rb") as file:
+            shutil.copyfileobj(file, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+
+
+@contextlib.contextmanager
+def standard_streams(inputs: list[str], out: Path) -> Iterator[tuple[list[str], Path, Streams]]:
+    """(inputs, output folder, Streams) with ``-`` replaced by files in a temporary folder:
+    stdin's bytes become ``in/stdin``, and ``-o -`` writes into ``out/``. The batch then runs
+    exactly as for files (same checks, model choice, metadata and atomic writes)."""
+    if STREAM not in inputs and str(out) != STREAM:
+        yield inputs, out, Streams()
+        return
+    with tempfile.TemporaryDirectory(prefix="jpegfix-") as temporary:
+        folder = Path(temporary)
+        if STREAM in inputs:
+            (folder / "in").mkdir()
+            (folder / "in" / "stdin").write_bytes(sys.stdin.buffer.read())
+            inputs = [str(folder / "in" / "stdin")]
+        to_stdout = str(out) == STREAM
+        yield inputs, folder / "out" if to_stdout else out, Streams(folder, to_stdout)
 
 
 def _line(result) -> str:

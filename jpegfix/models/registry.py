@@ -6,15 +6,13 @@ duplicate name is an error rather than a silent overwrite.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from torch import nn
 
-from jpegfix.errors import UnknownModelError
+from jpegfix.catalogue import METHODS, unknown_model
 
-METHODS = ("qgcn", "cqr", "contrastive", "one-to-many")
 ROLES = ("restorer", "ranker")
 
 
@@ -78,9 +76,7 @@ class Registry:
         try:
             return self._specs[name]
         except KeyError:
-            close = difflib.get_close_matches(name, self._specs, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(self._specs)}"
-            raise UnknownModelError(f"unknown model {name!r}{hint}") from None
+            raise unknown_model(name, self._specs) from None
 
     def names(self, method: str | None = None, role: str | None = "restorer") -> list[str]:
         """Registered names of ``method`` (any if None) and ``role`` (any if None)."""
