@@ -26,7 +26,7 @@ _MEMORY_HELP = (
 
 def restore_command(
     inputs: Annotated[list[str], typer.Argument(help="Image files, globs or folders.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder (created if missing); with --cluster also a URI (s3://bucket/out).")],
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     tile: TileOpt = 0,
@@ -46,12 +46,21 @@ def restore_command(
     max_memory: Annotated[float, typer.Option("--max-memory", help=_MEMORY_HELP)] = DEFAULT_MAX_MEMORY_GB,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    cluster: Annotated[Optional[str], typer.Option("--cluster", metavar="ADDRESS", rich_help_panel="Ray cluster", help="Run on a Ray cluster: auto (the running one; what `ray job submit` uses), local (start one here) or an address (ray://head:10001). Inputs may then be URIs too; complete outputs are skipped, so a rerun resumes. Needs jpegfix[cluster]; see docs/cluster.md.")] = None,
+    actors: Annotated[int, typer.Option("--concurrency", min=0, rich_help_panel="Ray cluster", help="Restoring actors (0: as many as the cluster's GPUs, or CPUs, allow).")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, rich_help_panel="Ray cluster", help="Files per actor call.")] = 4,
+    gpus_per_actor: Annotated[Optional[float], typer.Option("--gpus-per-actor", min=0, rich_help_panel="Ray cluster", help="GPUs per actor (default: 1 on a cluster with GPUs, else 0: CPU actors).")] = None,
+    cpus_per_actor: Annotated[float, typer.Option("--cpus-per-actor", min=0.01, rich_help_panel="Ray cluster", help="CPUs (and threads) per actor.")] = 1.0,
+    results_file: Annotated[Optional[str], typer.Option("--results", rich_help_panel="Ray cluster", help="Results file, one JSON line per file (default: OUT/jpegfix-results.jsonl).")] = None,
 ) -> None:
     """Restore JPEG-compressed images and write PNGs, keeping ICC profile, EXIF and orientation."""
     if bits not in (8, 16):
         raise typer.BadParameter("must be 8 or 16", param_hint="--bits")
     if skip_existing and overwrite:
         raise typer.BadParameter("choose one of --skip-existing and --overwrite")
+    if cluster is None and (actors, batch_size, gpus_per_actor, cpus_per_actor, results_file) != (0, 4, None, 1.0, None):
+        raise typer.BadParameter("--concurrency, --batch-size, --gpus-per-actor, --cpus-per-actor and --results "
+                                 "go with --cluster")
     for name, value in (("--max-megapixels", max_megapixels), ("--max-memory", max_memory)):
         try:
             parse_limit(value, name)
@@ -85,7 +94,12 @@ def restore_command(
                              skip_clean=skip_clean, clean_quality=clean_quality,
                              max_pixels=int(min(max_megapixels * 1e6, 2**62)),
                              max_memory=max_memory * 1e9, readout=as_json)
-    jobs, problems = plan_jobs(inputs, out, recursive=recursive, suffix=suffix)
+    if cluster is None:
+        jobs, problems = plan_jobs(inputs, Path(out), recursive=recursive, suffix=suffix)
+        run = restore_files
+    else:
+        jobs, problems, run = _on_cluster(inputs, out, cluster, recursive, suffix, actors, batch_size,
+                                          gpus_per_actor, cpus_per_actor)
     for problem in problems:
         err_console.print(f"[red]error[/] {escape(problem.source)}: {escape(problem.error)}", highlight=False)
     results = list(problems)
@@ -105,7 +119,11 @@ def restore_command(
                 shared_terminal = console.is_terminal and err_console.is_terminal
                 (progress.console if shared_terminal else console).print(_line(result), highlight=False)
 
-        results += restore_files(jobs, options, on_result)
+        results += run(jobs, options, on_result)
+    if cluster is not None:
+        from jpegfix.cluster import results_location, write_results
+
+        write_results(results, results_location(out, results_file))
     if as_json:
         print(json.dumps([asdict(r) for r in results], indent=2))
     elif quiet:
@@ -114,6 +132,27 @@ def restore_command(
         _summary(results)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
+
+
+def _on_cluster(inputs, out, address, recursive, suffix, actors, batch_size, gpus_per_actor, cpus_per_actor):
+    """(jobs, problems, run) for a Ray cluster run (jpegfix.cluster); usage error without Ray."""
+    from jpegfix.cluster import ClusterError, ClusterSettings, plan_cluster_jobs, require_ray, restore_on_cluster
+
+    try:
+        require_ray()
+    except ClusterError as error:
+        raise typer.BadParameter(str(error), param_hint="--cluster") from None
+    settings = ClusterSettings(address=address, actors=actors, batch_size=batch_size,
+                               gpus_per_actor=gpus_per_actor, cpus_per_actor=cpus_per_actor)
+    jobs, problems = plan_cluster_jobs(inputs, out, recursive=recursive, suffix=suffix)
+
+    def run(jobs, options, on_result):
+        try:
+            return restore_on_cluster(jobs, options, settings, on_result)
+        except ClusterError as error:
+            raise typer.BadParameter(str(error), param_hint="--cluster") from None
+
+    return jobs, problems, run
 
 
 def _line(result) -> str:
