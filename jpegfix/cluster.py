@@ -168,7 +168,8 @@ def restore_on_cluster(
     and returns them all in job order. ``restorer`` replaces the actor class (tests pass one
     that dies on its first call).
 
-    Complete outputs are skipped unless ``options.overwrite``: cluster runs resume.
+    Complete outputs are skipped unless ``options.overwrite``: cluster runs resume. Should
+    Ray give up on the run, every file without a result gets a failed one saying so.
 
     Raises:
         ClusterError: Ray is missing, the cluster is unreachable or has no room for an actor.
@@ -195,12 +196,18 @@ def restore_on_cluster(
                                   batch_size=batch_size, batch_format="numpy",
                                   compute=ray.data.ActorPoolStrategy(size=actors),
                                   num_gpus=gpus, num_cpus=settings.cpus_per_actor)
-    results: list[tuple[int, FileResult]] = []
-    for row in dataset.iter_rows():
-        result = FileResult(**json.loads(row["result"]))
-        on_result(result)
-        results.append((row["index"], result))
-    return [result for _, result in sorted(results, key=lambda pair: pair[0])]
+    results: dict[int, FileResult] = {}
+    try:
+        for row in dataset.iter_rows():
+            result = FileResult(**json.loads(row["result"]))
+            on_result(result)
+            results[row["index"]] = result
+    except Exception as error:  # actors that cannot start, a lost head node: Ray gives up on the run
+        stopped = f"not restored: the Ray pipeline stopped ({type(error).__name__}: {_one_line(error)}); rerun to resume"
+        for index in sorted(set(range(len(jobs))) - set(results)):
+            results[index] = FileResult(str(jobs[index].source), str(jobs[index].target), "failed", stopped[:400])
+            on_result(results[index])
+    return [results[index] for index in range(len(jobs))]
 
 
 def connect(address: str):
@@ -317,7 +324,8 @@ class FileRestorer:
             from jpegfix.quality import QualityReader
 
             self.reader = QualityReader()
-        self.staging = Path(tempfile.mkdtemp(prefix="jpegfix-cluster-"))
+        self._staging = tempfile.TemporaryDirectory(prefix="jpegfix-cluster-")  # removed with the actor
+        self.staging = Path(self._staging.name)
 
     def __call__(self, batch):
         rows = zip(batch["source"], batch["target"], batch["data"], batch["read_error"], batch["skip"],

@@ -46,7 +46,7 @@ def restore_command(
     max_memory: Annotated[float, typer.Option("--max-memory", help=_MEMORY_HELP)] = DEFAULT_MAX_MEMORY_GB,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
-    cluster: Annotated[Optional[str], typer.Option("--cluster", metavar="ADDRESS", rich_help_panel="Ray cluster", help="Run on a Ray cluster: auto (the running one; what `ray job submit` uses), local (start one here) or an address (ray://head:10001). Inputs may then be URIs too; complete outputs are skipped, so a rerun resumes. Needs jpegfix[cluster]; see docs/cluster.md.")] = None,
+    cluster: Annotated[Optional[str], typer.Option("--cluster", metavar="ADDRESS", rich_help_panel="Ray cluster", help="Run on a Ray cluster: auto (the running one; what `ray job submit` uses), local (start one here) or an address (ray://head:10001). Inputs may then be URIs too; complete outputs are skipped, so a rerun resumes. Needs the extra jpegfix\\[cluster]; see docs/cluster.md.")] = None,
     actors: Annotated[int, typer.Option("--concurrency", min=0, rich_help_panel="Ray cluster", help="Restoring actors (0: as many as the cluster's GPUs, or CPUs, allow).")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, rich_help_panel="Ray cluster", help="Files per actor call.")] = 4,
     gpus_per_actor: Annotated[Optional[float], typer.Option("--gpus-per-actor", min=0, rich_help_panel="Ray cluster", help="GPUs per actor (default: 1 on a cluster with GPUs, else 0: CPU actors).")] = None,
@@ -136,11 +136,11 @@ def restore_command(
 
 def _on_cluster(inputs, out, address, recursive, suffix, actors, batch_size, gpus_per_actor, cpus_per_actor):
     """(jobs, problems, run) for a Ray cluster run (jpegfix.cluster); usage error without Ray."""
-    from jpegfix.cluster import ClusterError, ClusterSettings, plan_cluster_jobs, require_ray, restore_on_cluster
+    from jpegfix.cluster import ClusterError, ClusterSettings, connect, plan_cluster_jobs, restore_on_cluster
 
     try:
-        require_ray()
-    except ClusterError as error:
+        connect(address)
+    except ClusterError as error:  # Ray missing (says how to install it), or no cluster there
         raise typer.BadParameter(str(error), param_hint="--cluster") from None
     settings = ClusterSettings(address=address, actors=actors, batch_size=batch_size,
                                gpus_per_actor=gpus_per_actor, cpus_per_actor=cpus_per_actor)
