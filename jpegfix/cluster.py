@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import posixpath
+import re
 import secrets
 import shutil
 import tempfile
@@ -149,6 +150,13 @@ def output_locations(target: str, samples: int) -> list[str]:
     return [f"{folder}/{p.name}" if folder else p.name for p in candidate_targets(Path(name), samples)]
 
 
+def _root_cause(error: BaseException) -> str:
+    """The last line of a Ray error, which carries the remote traceback: the exception that
+    started it (``RuntimeError: no GPU driver``), without terminal colours."""
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines() if line.strip()]
+    return (lines[-1] if lines else "no message")[:300]
+
+
 def _one_line(error: BaseException) -> str:
     return " ".join(str(getattr(error, "strerror", None) or error).split())[:300]
 
@@ -203,9 +211,9 @@ def restore_on_cluster(
             on_result(result)
             results[row["index"]] = result
     except Exception as error:  # actors that cannot start, a lost head node: Ray gives up on the run
-        stopped = f"not restored: the Ray pipeline stopped ({type(error).__name__}: {_one_line(error)}); rerun to resume"
+        stopped = f"not restored: the Ray pipeline stopped ({type(error).__name__}: {_root_cause(error)}); rerun to resume"
         for index in sorted(set(range(len(jobs))) - set(results)):
-            results[index] = FileResult(str(jobs[index].source), str(jobs[index].target), "failed", stopped[:400])
+            results[index] = FileResult(str(jobs[index].source), str(jobs[index].target), "failed", stopped)
             on_result(results[index])
     return [results[index] for index in range(len(jobs))]
 
@@ -223,20 +231,36 @@ def connect(address: str):
         except (ConnectionError, RuntimeError, ValueError) as error:
             hint = " (start one with `ray start --head`, or use --cluster local)" if address == "auto" else ""
             raise ClusterError(f"cannot reach a Ray cluster at {address}: {_one_line(error)}{hint}") from None
+        _drop_retry_notices()
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the CLI draws its own bar from the results
     _quiet_console("ray.data")
     return ray
 
 
+def _drop_retry_notices() -> None:
+    """Ray's driver prints each task failure it is about to retry, traceback and all, on
+    stdout, where ``--json`` goes ("(raylet) Task ... failed ... will be retried"). With
+    worker output already off (``log_to_driver=False``) that printer serves nothing else,
+    so it is silenced: the outcome of every file is in its record, and the session's log
+    files keep the notices. Ray's private hook; if it moves, the notices simply print."""
+    try:
+        from ray._private import worker
+    except ImportError:
+        return
+    if hasattr(worker, "print_to_stdstream"):
+        worker.print_to_stdstream = lambda data, ignore_prefix: None
+
+
 def _quiet_console(name: str) -> None:
-    """Only errors from ``name`` on stderr (Ray Data logs every execution step there); its
-    session log file keeps everything."""
+    """Nothing from ``name`` on stderr: Ray Data logs every execution step there, and the
+    tracebacks of failed tasks, which become result records instead. Its session log file
+    (under /tmp/ray/session_latest/logs/ray-data) keeps everything."""
     import logging
 
     for handler in logging.getLogger(name).handlers:
         if type(handler).__name__ != "SessionFileHandler" and not isinstance(handler, logging.FileHandler):
-            handler.setLevel(logging.ERROR)
+            handler.setLevel(logging.CRITICAL)
 
 
 def _actors_that_fit(resources: dict[str, float], gpus: float, cpus: float) -> int:

@@ -145,3 +145,21 @@ def test_without_ray_the_cluster_option_says_how_to_install_it(tmp_path, photos,
     assert result.exit_code == 2
     assert 'pip install "jpegfix[cluster]"' in result.output
     assert not (tmp_path / "out").exists()
+
+
+class BrokenRestorer:
+    """An actor that cannot start (a node without the GPU driver, say)."""
+
+    def __init__(self, options):
+        raise RuntimeError("no GPU driver on this node")
+
+
+def test_when_ray_gives_up_every_file_left_is_one_failed_record(tmp_path, photos, ray_session):
+    from jpegfix.cluster import ClusterSettings, plan_cluster_jobs, restore_on_cluster
+
+    ray_session.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    jobs, _ = plan_cluster_jobs([str(photos / "colour.jpg"), str(photos / "grey.jpg")], str(tmp_path / "ray"))
+    results = restore_on_cluster(jobs, RestoreOptions(), ClusterSettings(actors=1), restorer=BrokenRestorer)
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert results[0].error == ("not restored: the Ray pipeline stopped (ActorDiedError: RuntimeError: no GPU driver "
+                                "on this node); rerun to resume")
