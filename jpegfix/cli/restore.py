@@ -30,7 +30,7 @@ _MEMORY_HELP = (
 
 def restore_command(
     inputs: Annotated[list[str], typer.Argument(help="Image files, globs or folders; - reads one image from stdin.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing); - writes the one image to stdout.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder (created if missing); - writes the one image to stdout; with --cluster also a URI (s3://bucket/out).")],
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     tile: TileOpt = 0,
@@ -52,6 +52,12 @@ def restore_command(
     max_memory: Annotated[float, typer.Option("--max-memory", help=_MEMORY_HELP)] = DEFAULT_MAX_MEMORY_GB,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    cluster: Annotated[Optional[str], typer.Option("--cluster", metavar="ADDRESS", rich_help_panel="Ray cluster", help="Run on a Ray cluster: auto (the running one; what `ray job submit` uses), local (start one here) or an address (ray://head:10001). Inputs may then be URIs too; complete outputs are skipped, so a rerun resumes. Needs the extra jpegfix\\[cluster]; see docs/cluster.md.")] = None,
+    actors: Annotated[int, typer.Option("--concurrency", min=0, rich_help_panel="Ray cluster", help="Restoring actors (0: as many as the cluster's GPUs, or CPUs, allow).")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, rich_help_panel="Ray cluster", help="Files per actor call.")] = 4,
+    gpus_per_actor: Annotated[Optional[float], typer.Option("--gpus-per-actor", min=0, rich_help_panel="Ray cluster", help="GPUs per actor (default: 1 on a cluster with GPUs, else 0: CPU actors).")] = None,
+    cpus_per_actor: Annotated[float, typer.Option("--cpus-per-actor", min=0.01, rich_help_panel="Ray cluster", help="CPUs (and threads) per actor.")] = 1.0,
+    results_file: Annotated[Optional[str], typer.Option("--results", rich_help_panel="Ray cluster", help="Results file, one JSON line per file (default: OUT/jpegfix-results.jsonl).")] = None,
 ) -> None:
     """Restore JPEG-compressed images, keeping their metadata.
 
@@ -71,6 +77,11 @@ def restore_command(
         raise typer.BadParameter(f"{output_format} holds 8 bits per sample; use png or tiff for 16", param_hint="--bits")
     if skip_existing and overwrite:
         raise typer.BadParameter("choose one of --skip-existing and --overwrite")
+    if cluster is None and (actors, batch_size, gpus_per_actor, cpus_per_actor, results_file) != (0, 4, None, 1.0, None):
+        raise typer.BadParameter("--concurrency, --batch-size, --gpus-per-actor, --cpus-per-actor and --results "
+                                 "go with --cluster")
+    if cluster is not None and STREAM in (*inputs, out):
+        raise typer.BadParameter("- (stdin / stdout) is for one local image, not a --cluster run", param_hint="--cluster")
     for name, value in (("--max-megapixels", max_megapixels), ("--max-memory", max_memory)):
         try:
             parse_limit(value, name)
@@ -102,14 +113,24 @@ def restore_command(
                              max_pixels=int(min(max_megapixels * 1e6, 2**62)),
                              max_memory=max_memory * 1e9, readout=as_json)
     with standard_streams(inputs, out) as (inputs, out, shown):
-        jobs, problems = plan_jobs(inputs, out, recursive=recursive, suffix=suffix,
-                                   output_format=output_format, bits=bits)
+        if cluster is None:
+            from jpegfix.batch import restore_files as run
+
+            jobs, problems = plan_jobs(inputs, Path(out), recursive=recursive, suffix=suffix,
+                                       output_format=output_format, bits=bits)
+        else:
+            jobs, problems, run = _on_cluster(inputs, out, cluster, recursive, suffix, output_format, bits,
+                                              actors, batch_size, gpus_per_actor, cpus_per_actor)
         if shown.to_stdout and len(jobs) + len(problems) != 1:
             raise typer.BadParameter(f"-o - writes one image to stdout; these inputs give {len(jobs) + len(problems)}",
                                      param_hint="--out")
-        results = _run(jobs, problems, options, quiet=quiet or shown.to_stdout, as_json=as_json, shown=shown)
+        results = _run(jobs, problems, options, run, quiet=quiet or shown.to_stdout, as_json=as_json, shown=shown)
         if shown.to_stdout:
             shown.send(results[0])
+    if cluster is not None:
+        from jpegfix.cluster import results_location, write_results
+
+        write_results(results, results_location(out, results_file))
     if as_json:
         print(json.dumps([asdict(r) for r in results], indent=2))
     elif quiet or shown.to_stdout:
@@ -120,10 +141,9 @@ def restore_command(
         raise typer.Exit(1)
 
 
-def _run(jobs, problems, options, *, quiet: bool, as_json: bool, shown: "Streams") -> list:
-    """Restore ``jobs`` under a progress bar, printing each result as it comes."""
-    from jpegfix.batch import restore_files
-
+def _run(jobs, problems, options, run, *, quiet: bool, as_json: bool, shown: "Streams") -> list:
+    """Restore ``jobs`` with ``run`` (the local batch or the cluster's) under a progress bar,
+    printing each result as it comes."""
     for problem in problems:  # failed inputs, and files a folder or glob passes over
         shown.rename(problem)
         if problem.status == "failed":
@@ -148,7 +168,7 @@ def _run(jobs, problems, options, *, quiet: bool, as_json: bool, shown: "Streams
                 shared_terminal = console.is_terminal and err_console.is_terminal
                 (progress.console if shared_terminal else console).print(_line(result), highlight=False)
 
-        results += restore_files(jobs, options, on_result)
+        results += run(jobs, options, on_result)
     return results
 
 
@@ -238,6 +258,29 @@ def standard_streams(inputs: list[str], out: Path) -> Iterator[tuple[list[str], 
             inputs = [str(folder / "in" / "stdin")]
         to_stdout = str(out) == STREAM
         yield inputs, folder / "out" if to_stdout else out, Streams(folder, to_stdout)
+
+
+def _on_cluster(inputs, out, address, recursive, suffix, output_format, bits, actors, batch_size, gpus_per_actor,
+                cpus_per_actor):
+    """(jobs, problems, run) for a Ray cluster run (jpegfix.cluster); usage error without Ray."""
+    from jpegfix.cluster import ClusterError, ClusterSettings, connect, plan_cluster_jobs, restore_on_cluster
+
+    try:
+        connect(address)
+    except ClusterError as error:  # Ray missing (says how to install it), or no cluster there
+        raise typer.BadParameter(str(error), param_hint="--cluster") from None
+    settings = ClusterSettings(address=address, actors=actors, batch_size=batch_size,
+                               gpus_per_actor=gpus_per_actor, cpus_per_actor=cpus_per_actor)
+    jobs, problems = plan_cluster_jobs(inputs, out, recursive=recursive, suffix=suffix,
+                                       output_format=output_format, bits=bits)
+
+    def run(jobs, options, on_result):
+        try:
+            return restore_on_cluster(jobs, options, settings, on_result)
+        except ClusterError as error:
+            raise typer.BadParameter(str(error), param_hint="--cluster") from None
+
+    return jobs, problems, run
 
 
 def _line(result) -> str:
