@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from jpegfix.cli.app import app
-from jpegfix.engine import RestoreOptions
+from jpegfix.batch import RestoreOptions
 
 from conftest import save_jpeg
 
@@ -127,7 +127,7 @@ def test_uris_in_and_out_through_pyarrow(tmp_path, photos, ray_session):
 def test_uri_listing_names_outputs_as_the_local_planner(tmp_path, photos, photo):
     pytest.importorskip("pyarrow")
     from jpegfix.cluster import plan_cluster_jobs
-    from jpegfix.engine import plan_jobs
+    from jpegfix.batch import plan_jobs
 
     (photos / "sub").mkdir()
     save_jpeg(photos / "sub" / "colour.jpg", photo[:16, :16])
