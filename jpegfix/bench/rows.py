@@ -16,6 +16,8 @@ from jpegfix.errors import JpegfixError, MissingWeightsError
 from jpegfix.bench.peers import PEERS, available_peers, load_peer, peer_files
 
 JPEG_ROW = "jpeg"
+DEFAULT_ROW = "default"
+"""Scores what ``jpegfix restore`` does with no ``--model``: the engine's choice per image."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,8 @@ class RowRef:
 
     name: str
     kind: str
-    """``jpeg`` (decoded JPEG, no network), ``peer`` or ``jpegfix``."""
+    """``jpeg`` (decoded JPEG, no network), ``peer``, ``jpegfix`` or ``default`` (the
+    engine's own choice per image, :class:`EngineDefault`)."""
     peers_dir: str | None = None
 
 
@@ -52,6 +55,10 @@ def plan_rows(models: list[str], peers_dir: str | Path | None, *, auto_peers: bo
     for name in _expand_methods(models):
         if name in seen:
             continue
+        if name == DEFAULT_ROW:
+            rows.append(RowRef(name, "default"))
+            seen.add(name)
+            continue
         MODELS.get(name)  # raises UnknownModelError with close names
         rows.append(RowRef(name, "jpegfix"))
         seen.add(name)
@@ -77,6 +84,8 @@ def load_row(ref: RowRef, device: str = "auto") -> Any:
     """
     if ref.kind == "jpeg":
         return None
+    if ref.kind == "default":
+        return EngineDefault(device)
     if ref.kind == "peer":
         from jpegfix.devices import pick_device
 
@@ -86,3 +95,39 @@ def load_row(ref: RowRef, device: str = "auto") -> Any:
     except ImportError as error:
         raise JpegfixError(f"cannot load {ref.name}: the restore engine is unavailable ({error})") from None
     return load_restorer(ref.name, device=device)
+
+
+@dataclass(frozen=True)
+class DefaultSpec:
+    """The ``spec`` of the default row: any channel count; tables are the engine's business."""
+
+    name: str = DEFAULT_ROW
+    channels: int = 0
+    needs_tables: bool = False
+
+
+class EngineDefault:
+    """The ``default`` row: per image, the model and tables ``jpegfix restore`` would choose
+    with no ``--model`` (:func:`jpegfix.engine.choose_model`: the file's tables, an earlier
+    compression found under them, tables recovered from pixels, or the blind default), run
+    through the same :func:`jpegfix.engine.restore_pixels`. Its harm column is the tool's."""
+
+    spec = DefaultSpec()
+    card = None
+    net = None
+
+    def __init__(self, device: str = "auto") -> None:
+        self.device = device
+        self._restorers: dict[str, Any] = {}
+
+    def restore(self, pixels: Any, components: Any = None, project: bool = True, ensemble: bool = False) -> Any:
+        from jpegfix.engine import RestoreOptions, choose_model, load_restorer, restore_pixels
+        from jpegfix.jpeg import DecodedImage
+        from jpegfix.output import quantize
+
+        image = DecodedImage(pixels, "JPEG" if components is not None else "PNG", components)
+        name, tables, _ = choose_model(image, RestoreOptions(project=project, ensemble=ensemble))
+        if name not in self._restorers:
+            self._restorers[name] = load_restorer(name, self.device)
+        restored = restore_pixels(self._restorers[name], pixels, tables, project=project, ensemble=ensemble)
+        return quantize(restored, 8)
