@@ -346,12 +346,17 @@ def plan_jobs(inputs: list[str], out_dir: Path, *, recursive: bool = False, suff
     return jobs, problems
 
 
-def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str, list[ComponentTable] | None, str]:
-    """(model name, tables to use, reason) for one image.
+def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str | None, list[ComponentTable] | None, str]:
+    """(model name, tables to use, reason) for one image; name None: leave it as decoded.
 
-    Table-guided default when tables are known (the file's, or IJG tables at ``--quality``),
-    the blind default when they are not; ``options.model`` overrides both. The reason names
-    the model and says why it was chosen.
+    Table-guided default when tables are known (the file's, an earlier compression under
+    them, tables recovered from the pixels, or IJG tables at ``--quality``); the blind
+    default for a JPEG whose tables are unusable; ``options.model`` overrides all. An image
+    that is not a JPEG and whose pixels show no JPEG quantization is left as decoded unless a
+    model is forced: it was never compressed or was resized after decoding, and the blind
+    models change clean photos (LIVE1, cqr-color-s: output against input 41.0 dB mean, 38.0
+    worst) without a measured gain on resized ones (docs/table-recovery.md). The reason
+    names the model and says why it was chosen.
 
     Raises:
         InputError: the image cannot be restored with the chosen model and options.
@@ -375,6 +380,10 @@ def choose_model(image: DecodedImage, options: RestoreOptions) -> tuple[str, lis
         name, why = model_for(options.model, channels), "--model"
     elif components is not None:
         name, why = DEFAULT_TABLE_MODELS[channels], "table-guided default"
+    elif image.format != "JPEG":
+        blind = DEFAULT_BLIND_MODELS[channels]
+        return None, None, (f"left as decoded: {source}, and its pixels show no JPEG quantization on any 8x8 grid "
+                            f"(never compressed, or resized after decoding); --model {blind} restores it blind")
     else:
         name, why = DEFAULT_BLIND_MODELS[channels], "blind default"
     spec = MODELS.get(name)
@@ -460,6 +469,10 @@ def restore_file(
             return result
         name, components, reason = choose_model(image, options)
         result.model, result.reason = name, reason
+        if name is None:  # nothing JPEG-like to undo: passed through like --skip-clean's clean images
+            _write_decoded(image, targets[0], options)
+            result.status = "clean"
+            return result
         if image.components:
             quality, error = estimate_quality(image.components[0].table)
             result.details["jpeg_quality"] = {"ijg_estimate": quality, "table_error": round(error, 3)}
@@ -511,9 +524,14 @@ def _pass_clean(image: DecodedImage, target: Path, options: RestoreOptions, resu
     result.details["clean_check"] = {"clean": verdict.clean, "quality": verdict.quality, "evidence": verdict.evidence}
     if not verdict.clean:
         return False
-    write_png(target, image.pixels.astype(np.float32) / 255, image, bits=options.bits, overwrite=options.overwrite)
+    _write_decoded(image, target, options)
     result.status, result.reason = "clean", f"passed through unrestored: {verdict.reason}"
     return True
+
+
+def _write_decoded(image: DecodedImage, target: Path, options: RestoreOptions) -> None:
+    """Write the decoded pixels unrestored (same naming, ICC, EXIF and orientation handling)."""
+    write_png(target, image.pixels.astype(np.float32) / 255, image, bits=options.bits, overwrite=options.overwrite)
 
 
 def restore_files(

@@ -127,6 +127,8 @@ class EngineDefault:
 
         image = DecodedImage(pixels, "JPEG" if components is not None else "PNG", components)
         name, tables, _ = choose_model(image, RestoreOptions(project=project, ensemble=ensemble))
+        if name is None:  # left as decoded
+            return pixels
         if name not in self._restorers:
             self._restorers[name] = load_restorer(name, self.device)
         restored = restore_pixels(self._restorers[name], pixels, tables, project=project, ensemble=ensemble)
