@@ -70,6 +70,10 @@ class ImageRestorer:
             catalogue.check_quality(self.model, quality)
         decoded, give_back = _decode(image)
         name, components, _ = engine.choose_model(decoded, _Choice(self.model, quality))
+        if name is None:  # no JPEG history in the pixels: given back as decoded, as the CLI does
+            from jpegfix.jpeg import unit_float
+
+            return give_back(unit_float(decoded.pixels))
         restored = engine.restore_pixels(self._restorer(name), decoded.pixels, components)
         return give_back(restored)
 

@@ -83,7 +83,8 @@ class FileResult:
     source: str
     target: str | None
     status: str
-    """``ok``, ``skipped``, ``clean`` (passed through by ``--skip-clean``) or ``failed``."""
+    """``ok``, ``skipped``, ``clean`` (passed through unrestored: ``--skip-clean``, or no JPEG
+    history in a non-JPEG's pixels) or ``failed``."""
     error: str | None = None
     model: str | None = None
     reason: str | None = None
@@ -189,6 +190,10 @@ def restore_file(
             return result
         name, components, reason = engine.choose_model(image, options)
         result.model, result.reason = name, reason
+        if name is None:  # nothing JPEG-like to undo: passed through like --skip-clean's clean images
+            _write_decoded(image, targets[0], options)
+            result.status = "clean"
+            return result
         if image.components:
             quality, error = estimate_quality(image.components[0].table)
             result.details["jpeg_quality"] = {"ijg_estimate": quality, "table_error": round(error, 3)}
@@ -240,10 +245,15 @@ def _pass_clean(image: DecodedImage, target: Path, options: RestoreOptions, resu
     result.details["clean_check"] = {"clean": verdict.clean, "quality": verdict.quality, "evidence": verdict.evidence}
     if not verdict.clean:
         return False
-    write_image(target, unit_float(image.source_pixels), image, options.bits, jpeg_quality=options.jpeg_quality,
-                overwrite=options.overwrite)
+    _write_decoded(image, target, options)
     result.status, result.reason = "clean", f"passed through unrestored: {verdict.reason}"
     return True
+
+
+def _write_decoded(image: DecodedImage, target: Path, options: RestoreOptions) -> None:
+    """Write the decoded pixels unrestored (same naming, format and metadata as a restored image)."""
+    write_image(target, unit_float(image.source_pixels), image, options.bits, jpeg_quality=options.jpeg_quality,
+                overwrite=options.overwrite)
 
 
 def restore_files(

@@ -474,9 +474,11 @@ def _earlier_fit(values: np.ndarray, earlier: np.ndarray, table: np.ndarray) -> 
         return None
     chosen = values[:, usable]
     steps = earlier[usable][None, :]
-    # Every non-zero value counts: after a coarser first quantization, values between 0 and
-    # the first step (the file's own small multiples) are missing, which is the evidence.
-    counted = chosen > 0
+    # Every value clear of zero counts: after a coarser first quantization, values between 0
+    # and the first step (the file's own small multiples) are missing, which is the evidence.
+    # Values within the tolerance of zero fit any step: counting them let a smooth picture
+    # (few large coefficients) "fit" quality 1 under quality-100 tables (LIVE1 parrots).
+    counted = chosen > tolerance[usable][None, :]
     if counted.sum() < EARLIER_MIN_VALUES:
         return None
     residual = np.abs(chosen - steps * np.round(chosen / steps))

@@ -37,10 +37,13 @@ def test_restore_batch_reports_each_bad_file_and_exits_1(tmp_path, photo, grey_p
     result = runner.invoke(app, ["restore", str(tmp_path / "*.jpg"), str(tmp_path / "plain.png"), "-o", str(tmp_path / "out"), "--json"])
     assert result.exit_code == 1
     records = {r["source"].split("/")[-1]: r for r in json.loads(result.stdout)}
-    assert {k for k, r in records.items() if r["status"] == "ok"} == {"colour.jpg", "full.jpg", "grey.jpg", "prog.jpg", "plain.png"}
+    assert {k for k, r in records.items() if r["status"] == "ok"} == {"colour.jpg", "full.jpg", "grey.jpg", "prog.jpg"}
     assert "empty" in records["empty.jpg"]["error"] and "not an image" in records["text.jpg"]["error"]
-    # A PNG has no tables: the blind default restores it, and the record says why.
-    assert records["plain.png"]["model"] == DEFAULT_BLIND_MODELS[3] and "no JPEG quantization tables" in records["plain.png"]["reason"]
+    # A PNG with no tables and no JPEG history in its pixels is written as decoded, and the record says why.
+    assert records["plain.png"]["status"] == "clean" and records["plain.png"]["model"] is None
+    assert "left as decoded" in records["plain.png"]["reason"]
+    with Image.open(tmp_path / "out" / "plain.png") as passed:
+        assert np.array_equal(np.asarray(passed), photo[:32, :32])
     assert records["grey.jpg"]["model"] == "qgcn-gray-s"
     with Image.open(tmp_path / "out" / "grey.png") as grey:
         assert grey.mode == "L" and grey.size == (40, 48)

@@ -77,16 +77,20 @@ def test_routing_tables_to_qgcn_and_no_tables_to_the_blind_model(tmp_path, photo
     name, components, reason = choose_model(jpeg, RestoreOptions())
     assert name == "qgcn-color-s" and components is not None and reason.startswith("table-guided default")
 
+    # Pixels without tables and without JPEG history (never compressed here): left as decoded
+    # by default, restored blind when a blind model is asked for.
     Image.fromarray(photo[:32, :32]).save(tmp_path / "a.png")
     name, components, reason = choose_model(read_image(tmp_path / "a.png"), RestoreOptions())
-    assert (name, components) == (DEFAULT_BLIND_MODELS[3], None)
-    assert reason == "blind default, PNG file has no JPEG quantization tables"
+    assert (name, components) == (None, None)
+    assert reason.startswith("left as decoded: PNG file has no JPEG quantization tables, and its pixels show no")
+    assert choose_model(read_image(tmp_path / "a.png"), RestoreOptions(model="cqr"))[0] == DEFAULT_BLIND_MODELS[3]
     Image.fromarray(grey_photo[:32, :32]).save(tmp_path / "g.png")
-    assert choose_model(read_image(tmp_path / "g.png"), RestoreOptions())[0] == "contrastive-gray-s"
+    assert choose_model(read_image(tmp_path / "g.png"), RestoreOptions())[0] is None
+    assert choose_model(read_image(tmp_path / "g.png"), RestoreOptions(model="contrastive"))[0] == "contrastive-gray-s"
     for suffix in ("webp", "tiff"):
         Image.fromarray(photo[:32, :32]).save(tmp_path / f"a.{suffix}", **({"lossless": True} if suffix == "webp" else {}))
         name, _, reason = choose_model(read_image(tmp_path / f"a.{suffix}"), RestoreOptions())
-        assert name == DEFAULT_BLIND_MODELS[3] and "has no JPEG quantization tables" in reason
+        assert name is None and "has no JPEG quantization tables" in reason
 
     broken = read_image(zeroed_table_jpeg(tmp_path / "z.jpg", photo[:32, :32]))
     name, components, reason = choose_model(broken, RestoreOptions())
@@ -102,7 +106,7 @@ def test_routing_tables_to_qgcn_and_no_tables_to_the_blind_model(tmp_path, photo
         choose_model(read_image(tmp_path / "g.png"), RestoreOptions(model="contrastive-color-s"))
 
 
-def test_batch_restores_pngs_blind_and_jpegs_with_tables(tmp_path, photo, monkeypatch):
+def test_batch_restores_jpegs_with_tables_and_passes_clean_pngs_through(tmp_path, photo, monkeypatch):
     import jpegfix.engine as engine
 
     monkeypatch.setattr(engine, "load_restorer", lambda name, device: tiny_restorer(name))
@@ -112,9 +116,9 @@ def test_batch_restores_pngs_blind_and_jpegs_with_tables(tmp_path, photo, monkey
     jobs, _ = plan_jobs([str(tmp_path)], tmp_path / "out")
     results = {r.source.split("/")[-1]: r for r in restore_files(jobs, RestoreOptions())}
     assert {k: (r.status, r.model) for k, r in results.items()} == {
-        "a.jpg": ("ok", "qgcn-color-s"), "b.png": ("ok", DEFAULT_BLIND_MODELS[3]), "c.jpg": ("ok", DEFAULT_BLIND_MODELS[3])}
+        "a.jpg": ("ok", "qgcn-color-s"), "b.png": ("clean", None), "c.jpg": ("ok", DEFAULT_BLIND_MODELS[3])}
     with Image.open(tmp_path / "out" / "b.png") as out:
-        assert out.size == (56, 40)
+        assert np.array_equal(np.asarray(out), photo[:40, :56])
 
 
 def test_plan_jobs_mirrors_folders_and_reports_missing(tmp_path, photo):
@@ -194,10 +198,10 @@ def test_png_copy_of_a_jpeg_goes_to_qgcn_with_recovered_tables(tmp_path, photo):
     assert name == "qgcn-color-s" and components[0].origin == (3, 5)
     assert (components[0].table == ijg_components(30, 3)[0].table).all()
     assert reason.startswith("table-guided default, tables recovered from pixels (grid offset 3, 5; confidence")
-    # A forced blind model does not look for tables; a clean photo keeps the blind default.
+    # A forced blind model does not look for tables; a clean photo is left as decoded.
     assert choose_model(read_image(tmp_path / "copy.png"), RestoreOptions(model="cqr"))[1] is None
     Image.fromarray(photo[:192, :256]).save(tmp_path / "clean.png")
-    assert choose_model(read_image(tmp_path / "clean.png"), RestoreOptions())[0] == DEFAULT_BLIND_MODELS[3]
+    assert choose_model(read_image(tmp_path / "clean.png"), RestoreOptions())[:2] == (None, None)
 
 
 def test_jpeg_with_an_earlier_compression_is_restored_with_the_earlier_tables(tmp_path, photo):

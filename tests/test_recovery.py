@@ -91,6 +91,17 @@ def test_single_compression_has_no_earlier_one(crop, quality):
     assert not find_earlier_compression(jpeg_roundtrip(crop, quality), ijg_components(quality, 3)).found
 
 
+def test_a_smooth_quality_100_jpeg_has_no_earlier_one(crop):
+    """LIVE1's parrots at q100 once "showed" quality 1: its small coefficients sit within the
+    tolerance of zero, which fits any step; restoring with quality-1 tables cost 15 dB."""
+    from scipy.ndimage import gaussian_filter
+
+    smooth = gaussian_filter(crop.astype(np.float64), sigma=(3, 3, 0)).round().astype(np.uint8)
+    assert not find_earlier_compression(jpeg_roundtrip(smooth, 100), ijg_components(100, 3)).found
+    twice = jpeg_roundtrip(jpeg_roundtrip(crop, 10), 100)
+    assert find_earlier_compression(twice, ijg_components(100, 3)).quality == 10
+
+
 def test_grid_padding_puts_recovered_grids_at_the_origin():
     luma = ComponentTable(ijg_table(50), 8, 8, (3, 5))
     chroma = ComponentTable(ijg_table(50, IJG_CHROMA), 16, 16, (11, 13))

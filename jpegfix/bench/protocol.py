@@ -44,7 +44,7 @@ from PIL import Image
 from jpegfix.bench.cases import (IJG_TABLES, RESIZE_FILTER, CaseInput, Column, Degradation, describe_tables,
                                  ijg_column, make_input, named_columns)
 from jpegfix.bench.datasets import Dataset
-from jpegfix.bench.rows import restore_function
+from jpegfix.bench.rows import EngineDefault, restore_function
 from jpegfix.errors import JpegfixError
 from jpegfix.jpeg import ComponentTable
 from jpegfix.metrics import PSNR_B_VARIANT, SSIM_VARIANT, psnr, psnr_b, rgb_to_y, ssim
@@ -318,8 +318,10 @@ def restore_with(restorer: Any, pixels: np.ndarray, components: list[ComponentTa
     """
     model_channels = restorer.spec.channels
     options = {}
-    if settings is not None and isinstance(restorer, Restorer):
+    if settings is not None and isinstance(restorer, (Restorer, EngineDefault)):
         options = dict(project=settings.project, ensemble=settings.ensemble)
+    if isinstance(restorer, EngineDefault):
+        return restorer.restore(pixels, components, **options)
     restore = restore_function(restorer)
     if model_channels == pixels.shape[2]:
         return restore(pixels, model_tables(restorer, pixels, components), **options)
@@ -334,25 +336,29 @@ def restore_with(restorer: Any, pixels: np.ndarray, components: list[ComponentTa
 
 def model_tables(restorer: Any, pixels: np.ndarray,
                  components: list[ComponentTable] | None) -> list[ComponentTable] | None:
-    """The tables ``restorer`` gets: the file's; for an input without tables, None for a
-    blind model, and for a table-guided one what the restore engine's model choice gives a
-    PNG of these pixels (recovered tables where the engine can recover them).
+    """The tables ``restorer`` gets: None for a blind model; for a table-guided jpegfix model
+    what the restore engine's model choice gives a file of these pixels and tables: a JPEG's
+    own tables, or an earlier, coarser quantization found under them (double compression);
+    for an input without tables, tables recovered from its pixels where the engine can
+    recover them.
 
     Raises:
         Refused: no tables for a model that needs them.
     """
-    if components is not None or not restorer.spec.needs_tables:
-        return components
-    from jpegfix.batch import RestoreOptions
-    from jpegfix.engine import choose_model
-    from jpegfix.jpeg import DecodedImage
     from jpegfix.models import MODELS
 
     name = restorer.spec.name
+    if not restorer.spec.needs_tables or (components is not None and name not in MODELS):
+        return components
     if name not in MODELS:
         raise Refused(f"{name} needs quantization tables and this input has none")
+    from jpegfix.batch import RestoreOptions
+    from jpegfix.engine import choose_model
+    from jpegfix.jpeg import DecodedImage
+
+    image = DecodedImage(pixels, "JPEG" if components is not None else "PNG", components)
     try:
-        _, tables, _ = choose_model(DecodedImage(pixels, "PNG"), RestoreOptions(model=name))
+        _, tables, _ = choose_model(image, RestoreOptions(model=name))
     except JpegfixError as error:
         raise Refused(str(error)) from None
     if tables is None:

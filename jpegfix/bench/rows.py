@@ -17,6 +17,8 @@ from jpegfix.errors import JpegfixError, MissingWeightsError
 from jpegfix.bench.peers import PEERS, available_peers, load_peer, peer_files
 
 JPEG_ROW = "jpeg"
+DEFAULT_ROW = "default"
+"""Scores what ``jpegfix restore`` does with no ``--model``: the engine's choice per image."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,8 @@ class RowRef:
 
     name: str
     kind: str
-    """``jpeg`` (decoded JPEG, no network), ``peer`` or ``jpegfix``."""
+    """``jpeg`` (decoded JPEG, no network), ``peer``, ``jpegfix`` or ``default`` (the
+    engine's own choice per image, :class:`EngineDefault`)."""
     peers_dir: str | None = None
 
 
@@ -53,6 +56,10 @@ def plan_rows(models: list[str], peers_dir: str | Path | None, *, auto_peers: bo
     for name in _expand_methods(models):
         if name in seen:
             continue
+        if name == DEFAULT_ROW:
+            rows.append(RowRef(name, "default"))
+            seen.add(name)
+            continue
         MODELS.get(name)  # raises UnknownModelError with close names
         rows.append(RowRef(name, "jpegfix"))
         seen.add(name)
@@ -78,6 +85,8 @@ def load_row(ref: RowRef, device: str = "auto") -> Any:
     """
     if ref.kind == "jpeg":
         return None
+    if ref.kind == "default":
+        return EngineDefault(device)
     if ref.kind == "peer":
         from jpegfix.devices import pick_device
 
@@ -99,3 +108,40 @@ def restore_function(restorer: Any) -> Callable[..., Any]:
 
         return partial(restore_uint8, restorer)
     return restorer.restore
+
+
+@dataclass(frozen=True)
+class DefaultSpec:
+    """The ``spec`` of the default row: any channel count; tables are the engine's business."""
+
+    name: str = DEFAULT_ROW
+    channels: int = 0
+    needs_tables: bool = False
+
+
+class EngineDefault:
+    """The ``default`` row: per image, the model and tables ``jpegfix restore`` would choose
+    with no ``--model`` (:func:`jpegfix.engine.choose_model`: the file's tables, an earlier
+    compression found under them, tables recovered from pixels, or the blind default), run
+    through the same :func:`jpegfix.engine.restore_uint8`. Its harm column is the tool's."""
+
+    spec = DefaultSpec()
+    card = None
+    net = None
+
+    def __init__(self, device: str = "auto") -> None:
+        self.device = device
+        self._restorers: dict[str, Any] = {}
+
+    def restore(self, pixels: Any, components: Any = None, project: bool = True, ensemble: bool = False) -> Any:
+        from jpegfix.batch import RestoreOptions
+        from jpegfix.engine import choose_model, load_restorer, restore_uint8
+        from jpegfix.jpeg import DecodedImage
+
+        image = DecodedImage(pixels, "JPEG" if components is not None else "PNG", components)
+        name, tables, _ = choose_model(image, RestoreOptions(project=project, ensemble=ensemble))
+        if name is None:  # left as decoded
+            return pixels
+        if name not in self._restorers:
+            self._restorers[name] = load_restorer(name, self.device)
+        return restore_uint8(self._restorers[name], pixels, tables, project=project, ensemble=ensemble)

@@ -35,7 +35,7 @@ def bench_command(
         "--shift", help="X,Y: crop X columns and Y rows off each decoded image (off the 8x8 grid); the input "
                         "has no tables; the reference is cropped alike.")] = None,
     model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", help="Comma list of jpegfix models and peers (arcnn, dncnn3). The jpeg row is always shown.")] = None,
+        "--model", "-m", help="Comma list of jpegfix models, peers (arcnn, dncnn3) and `default` (what `jpegfix restore` picks per image, with no --model). The jpeg row is always shown.")] = None,
     peers_dir: Annotated[Optional[Path], typer.Option(
         "--peers-dir", help="Folder with arcnn/q*.mat and dncnn3/DnCNN3.mat (default: the development checkout's shared peers folder, when there is one).")] = None,
     no_peers: Annotated[bool, typer.Option(
@@ -149,7 +149,7 @@ def _run_quality(sets, refs, settings, device, quiet):  # type: ignore[no-untype
 def _run_speed(refs, device, width, height, repeats, warmup, subsampling, quiet):  # type: ignore[no-untyped-def]
     from jpegfix.bench.speed import measure_rows
 
-    models = [r for r in refs if r.kind != "jpeg"]
+    models = [r for r in refs if r.kind in ("peer", "jpegfix")]  # the default row is a policy, not one network
     if not models:
         err_console.print("speed: no model to time (the jpeg row has no network)")
         return []

@@ -286,14 +286,14 @@ def _on_cluster(inputs, out, address, recursive, suffix, output_format, bits, ac
 def _line(result) -> str:
     if result.status == "skipped":
         return escape(f"skipped {result.source} ({result.reason})")
+    notes = "".join(f"; note: {n}" for n in result.details.get("notes", []))
     if result.status == "clean":
-        return escape(f"{result.source} -> {result.target}  [{result.reason}]")
+        return escape(f"{result.source} -> {result.target}  [{result.reason}]{notes}")
     target = result.target
     candidates = result.details.get("candidates", [])
     if len(candidates) > 1:
         target = (f"{candidates[0]['path']} ... {Path(candidates[-1]['path']).name} ({len(candidates)} candidates, "
                   f"seeds {candidates[0]['seed']}-{candidates[-1]['seed']})")
-    notes = "".join(f"; note: {n}" for n in result.details.get("notes", []))
     return escape(f"{result.source} -> {target}  [{result.model}: {result.reason}]  "
                   f"{result.megapixels:.1f} MP in {result.seconds:.1f} s{notes}")
 

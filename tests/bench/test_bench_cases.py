@@ -148,3 +148,41 @@ def test_a_registered_table_model_goes_through_the_engines_choice(tmp_path):
     # Each image is restored with tables the engine recovered, or refused with its reason; never failed.
     assert run.failures == [] and len(scored) + len(run.refusals) == 2
     assert all("quantization tables" in r.reason for r in run.refusals)
+
+
+def test_the_default_row_scores_what_restore_picks_per_image(tmp_path, monkeypatch):
+    pytest.importorskip("jpegfix.engine")
+    import jpegfix.engine as engine
+    from conftest import tiny_restorer
+
+    from jpegfix.bench.rows import EngineDefault
+
+    loaded = []
+    monkeypatch.setattr(engine, "load_restorer", lambda name, device="auto": loaded.append(name) or tiny_restorer(name))
+    dataset = resolve_dataset(str(make_folder(tmp_path / "set", 2, 3)))
+    result = run_benchmark([dataset], [("default", EngineDefault())],
+                           BenchSettings(qualities=(None, 30, 100)))
+    run = result.datasets[0]
+    assert run.failures == [] and len([s for s in run.scores if s.model == "default"]) == 6
+    assert "qgcn-color-s" in loaded  # JPEGs: the table-guided default, loaded once and reused
+    assert loaded.count("qgcn-color-s") == 1
+    q100 = [s for s in run.scores if s.model == "default" and s.quality == 100]
+    assert all(s.psnr_input == float("inf") or s.psnr_input > 99 for s in q100)  # q100 is left as decoded
+
+
+def test_table_models_get_an_earlier_compression_found_under_the_files_tables(monkeypatch):
+    pytest.importorskip("jpegfix.engine")
+    import jpegfix.engine as engine
+    from conftest import tiny_restorer
+
+    from jpegfix.bench.protocol import model_tables
+    from jpegfix.qmaps import ijg_components
+
+    last = ijg_components(95, 3, "4:2:0")
+    earlier = ijg_components(20, 3, "4:2:0")
+    seen = []
+    monkeypatch.setattr(engine, "tables_under_jpeg",
+                        lambda pixels, components: seen.append(components) or (earlier, "earlier compression"))
+    pixels = np.zeros((16, 16, 3), np.uint8)
+    assert model_tables(tiny_restorer("qgcn-color-s"), pixels, last) is earlier
+    assert seen == [last]
