@@ -82,11 +82,14 @@ def test_a_pil_image_opened_from_a_jpeg_keeps_its_tables(jpeg, tiny_models):
     assert tiny_models == ["qgcn-color-s", "qgcn-color-s"]
 
 
-def test_a_pil_image_without_tables_goes_blind_and_keeps_size_and_info(photo, tiny_models):
+def test_a_pil_image_without_jpeg_history_comes_back_as_it_was_unless_a_blind_model_is_asked(photo, tiny_models):
     image = Image.fromarray(photo[:40, :56])
     image.info["dpi"] = (300, 300)
     restored = jpegfix.restore(image)
     assert restored.size == (56, 40) and restored.info["dpi"] == (300, 300)
+    assert np.array_equal(np.asarray(restored), photo[:40, :56]) and tiny_models == []
+    blind = jpegfix.restore(image, model="cqr")
+    assert blind.size == (56, 40) and blind.info["dpi"] == (300, 300)
     assert tiny_models == ["cqr-color-s"]
 
 
@@ -98,8 +101,8 @@ def test_rgb_array(photo, tiny_models):
 
 def test_grey_arrays_two_and_three_dimensional(grey_photo, tiny_models):
     grey = grey_photo[:40, :48]
-    assert jpegfix.restore(grey).shape == (40, 48)
-    assert jpegfix.restore(grey[..., None]).shape == (40, 48, 1)
+    assert jpegfix.restore(grey, model="contrastive").shape == (40, 48)
+    assert jpegfix.restore(grey[..., None], model="contrastive").shape == (40, 48, 1)
     assert set(tiny_models) == {"contrastive-gray-s"}
 
 
@@ -122,11 +125,11 @@ def test_quality_steers_table_guided_models_and_is_refused_by_blind_ones(photo, 
 
 
 def test_one_restorer_loads_each_model_once(photo, grey_photo, tiny_models):
-    restorer = jpegfix.load(device="cpu")
+    restorer = jpegfix.load("cqr", device="cpu")
     for _ in range(3):
         restorer.restore(photo[:32, :32])
         restorer.restore(grey_photo[:32, :32])
-    assert sorted(tiny_models) == ["contrastive-gray-s", "cqr-color-s"]
+    assert sorted(tiny_models) == ["cqr-color-s", "cqr-gray-s"]
 
 
 def test_api_and_cli_give_the_same_pixels(tmp_path, photo, tiny_models):
