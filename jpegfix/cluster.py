@@ -24,7 +24,6 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
@@ -35,7 +34,7 @@ import numpy as np
 from jpegfix.batch import FileResult, Job, RestoreOptions, candidate_targets, plan_jobs, restore_file
 from jpegfix.errors import JpegfixError
 from jpegfix.output import EXTENSIONS, choose_format, is_complete_output
-from jpegfix.paths import INPUT_SUFFIXES
+from jpegfix.paths import FORMAT_BY_SUFFIX, INPUT_SUFFIXES, LOSSLESS_FORMATS, name_outputs
 from jpegfix.writer import write_exclusive
 
 INSTALL_HINT = 'Ray is not installed; install the cluster extra: python3 -m pip install "jpegfix[cluster]"'
@@ -103,27 +102,22 @@ def plan_cluster_jobs(inputs: list[str], out: str, *, recursive: bool = False, s
         found, trouble = _list_uri(item, recursive) if is_uri(item) else _list_local(item, recursive)
         problems += [FileResult(where, None, "failed", why) for where, why in trouble]
         listed += found
-    stems = Counter((subfolder, PurePosixPath(source).stem.casefold()) for source, subfolder in listed)
+    entries = [(subfolder, PurePosixPath(source).name, _extension(source, output_format, bits))
+               for source, subfolder in listed]
     jobs: list[Job] = []
-    seen: dict[str, str] = {}
-    for source, subfolder in listed:
-        path = PurePosixPath(source)
-        shared = stems[(subfolder, path.stem.casefold())] > 1
-        extension = EXTENSIONS[choose_format(output_format, *_format_by_name(path), bits)]
-        target = _join(out, subfolder, f"{path.name if shared else path.stem}{suffix}{extension}")
-        if target in seen:
-            problems.append(FileResult(source, target, "failed", f"output name collides with that of {seen[target]}"))
-        else:
-            seen[target] = source
+    for (source, subfolder), (name, clash) in zip(listed, name_outputs(entries, suffix)):
+        target = _join(out, subfolder, name)
+        if clash is None:
             jobs.append(Job(source, target))
+        else:
+            problems.append(FileResult(source, target, "failed", f"output name collides with that of {listed[clash][0]}"))
     return jobs, problems
 
 
-def _format_by_name(path: PurePosixPath) -> tuple[str, bool]:
-    """(format, lossless) guessed from a listed object's extension (WebP counted lossy)."""
-    kind = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP",
-            ".bmp": "BMP", ".gif": "GIF"}.get(path.suffix.lower(), "")
-    return kind, kind in ("PNG", "TIFF", "BMP", "GIF")
+def _extension(source: str, output_format: str, bits: int | None) -> str:
+    """The output extension of a listed object, its format judged from its name (WebP counted lossy)."""
+    kind = FORMAT_BY_SUFFIX.get(PurePosixPath(source).suffix.lower(), "")
+    return EXTENSIONS[choose_format(output_format, kind, kind in LOSSLESS_FORMATS, bits)]
 
 
 def _list_local(item: str, recursive: bool) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

@@ -27,11 +27,16 @@ import stat
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
-INPUT_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+FORMAT_BY_SUFFIX = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".png": "PNG", ".webp": "WEBP",
+                    ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF"}
+"""The format a file name promises, for listings whose bytes are not read (object stores)."""
+INPUT_SUFFIXES = set(FORMAT_BY_SUFFIX)
 """Names of the formats jpegfix reads; what a file holds is judged from its bytes (:func:`sniff`)."""
+LOSSLESS_FORMATS = ("PNG", "TIFF", "BMP", "GIF")
+"""Formats whose pixels are stored without loss (WebP only when its image chunk is VP8L)."""
 NAME_MAX = 255
 """Bytes in one file name on Linux, macOS and Windows file systems (used when the file system
 cannot be asked)."""
@@ -90,18 +95,33 @@ def output_paths(
         return [], []
     common = os.path.commonpath([os.path.abspath(f.base) for f in found])
     folders = [Path(os.path.relpath(os.path.abspath(f.source.parent), common)) for f in found]
-    stems = Counter((folder, f.source.stem.casefold()) for f, folder in zip(found, folders))
-    planned, taken, refused = [], {}, []
-    for item, folder in zip(found, folders):
-        shared = stems[(folder, item.source.stem.casefold())] > 1
-        name = f"{item.source.name if shared else item.source.stem}{suffix}{extension(item)}"
-        key = (folder, name.casefold())
-        if key in taken:
-            refused.append((str(item.source), f"output name {folder / name} is also that of {taken[key]}"))
-            continue
-        taken[key] = item.source
-        planned.append((item, folder / name))
+    entries = [(folder.as_posix(), f.source.name, extension(f)) for f, folder in zip(found, folders)]
+    planned, refused = [], []
+    for item, folder, (name, clash) in zip(found, folders, name_outputs(entries, suffix)):
+        if clash is None:
+            planned.append((item, folder / name))
+        else:
+            refused.append((str(item.source), f"output name {folder / name} is also that of {found[clash].source}"))
     return planned, refused
+
+
+def name_outputs(entries: list[tuple[str, str, str]], suffix: str) -> list[tuple[str, int | None]]:
+    """The naming rule, for local paths and object-store keys alike: for each (output folder,
+    source file name, output extension), the output file name and the index of the earlier
+    entry that already has it (None when it is free). Stems shared within one output folder,
+    in any case, keep their source extension; names are compared without case.
+    """
+    stems = Counter((folder, PurePosixPath(name).stem.casefold()) for folder, name, _ in entries)
+    taken: dict[tuple[str, str], int] = {}
+    named = []
+    for index, (folder, name, extension) in enumerate(entries):
+        stem = PurePosixPath(name).stem
+        output = f"{name if stems[(folder, stem.casefold())] > 1 else stem}{suffix}{extension}"
+        clash = taken.get((folder, output.casefold()))
+        if clash is None:
+            taken[(folder, output.casefold())] = index
+        named.append((output, clash))
+    return named
 
 
 def name_too_long(folder: Path, name: str) -> str | None:
@@ -234,7 +254,7 @@ def sniff(path: Path) -> tuple[str, bool]:
     finally:
         os.close(descriptor)
     fmt = next((name for offset, magic, name in _SIGNATURES if head[offset : offset + len(magic)] == magic), "")
-    return fmt, fmt in ("PNG", "TIFF", "BMP", "GIF")
+    return fmt, fmt in LOSSLESS_FORMATS
 
 
 def _webp_is_lossless(descriptor: int) -> bool:

@@ -44,7 +44,7 @@ from PIL import Image
 from jpegfix.bench.cases import (IJG_TABLES, RESIZE_FILTER, CaseInput, Column, Degradation, describe_tables,
                                  ijg_column, make_input, named_columns)
 from jpegfix.bench.datasets import Dataset
-from jpegfix.bench.rows import EngineDefault, restore_function
+from jpegfix.bench.rows import EngineDefault, as_file, restore_function
 from jpegfix.errors import JpegfixError
 from jpegfix.jpeg import ComponentTable
 from jpegfix.metrics import PSNR_B_VARIANT, SSIM_VARIANT, psnr, psnr_b, rgb_to_y, ssim
@@ -354,11 +354,9 @@ def model_tables(restorer: Any, pixels: np.ndarray,
         raise Refused(f"{name} needs quantization tables and this input has none")
     from jpegfix.batch import RestoreOptions
     from jpegfix.engine import choose_model
-    from jpegfix.jpeg import DecodedImage
 
-    image = DecodedImage(pixels, "JPEG" if components is not None else "PNG", components)
     try:
-        _, tables, _ = choose_model(image, RestoreOptions(model=name))
+        _, tables, _ = choose_model(as_file(pixels, components), RestoreOptions(model=name))
     except JpegfixError as error:
         raise Refused(str(error)) from None
     if tables is None:

@@ -136,12 +136,18 @@ class EngineDefault:
     def restore(self, pixels: Any, components: Any = None, project: bool = True, ensemble: bool = False) -> Any:
         from jpegfix.batch import RestoreOptions
         from jpegfix.engine import choose_model, load_restorer, restore_uint8
-        from jpegfix.jpeg import DecodedImage
 
-        image = DecodedImage(pixels, "JPEG" if components is not None else "PNG", components)
-        name, tables, _ = choose_model(image, RestoreOptions(project=project, ensemble=ensemble))
+        name, tables, _ = choose_model(as_file(pixels, components), RestoreOptions(project=project, ensemble=ensemble))
         if name is None:  # left as decoded
             return pixels
         if name not in self._restorers:
             self._restorers[name] = load_restorer(name, self.device)
         return restore_uint8(self._restorers[name], pixels, tables, project=project, ensemble=ensemble)
+
+
+def as_file(pixels: Any, components: Any = None) -> Any:
+    """The :class:`jpegfix.jpeg.DecodedImage` restore would read for a case: a JPEG file with
+    ``components`` as its tables, or a PNG of the pixels when there are none."""
+    from jpegfix.jpeg import DecodedImage
+
+    return DecodedImage(pixels, "JPEG" if components is not None else "PNG", components)
