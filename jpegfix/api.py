@@ -43,10 +43,12 @@ class ImageRestorer:
     missing one fails now rather than at the first image.
     """
 
-    def __init__(self, model: str | None = None, *, device: str = "auto") -> None:
+    def __init__(self, model: str | None = None, *, device: str = "auto", backend: str = "auto",
+                 precision: str = "auto") -> None:
         from jpegfix import catalogue
 
         self.model, self.device = model, device
+        self.runtime = {"backend": backend, "precision": precision}
         self._loaded: dict[str, Restorer] = {}
         if model is not None:
             catalogue.check_restorer(catalogue.get(catalogue.model_for(model, 3)))
@@ -81,19 +83,22 @@ class ImageRestorer:
         if name not in self._loaded:
             from jpegfix.engine import load_restorer
 
-            self._loaded[name] = load_restorer(name, self.device)
+            self._loaded[name] = load_restorer(name, self.device, **self.runtime)
         return self._loaded[name]
 
 
-def load(model: str | None = None, *, device: str = "auto") -> ImageRestorer:
+def load(model: str | None = None, *, device: str = "auto", backend: str = "auto",
+         precision: str = "auto") -> ImageRestorer:
     """A reusable :class:`ImageRestorer` for ``model`` on ``device`` (``auto``: CUDA, then MPS,
-    then CPU).
+    then CPU), run by ``backend`` in ``precision`` as ``jpegfix restore --backend --precision``
+    (:mod:`jpegfix.runtime`: ``auto`` takes the fastest installed runtime and bf16 where the
+    processor computes in it).
 
     Raises:
         jpegfix.errors.UnknownModelError: no such model.
         jpegfix.errors.MissingWeightsError: its weights are not here and cannot be downloaded.
     """
-    return ImageRestorer(model, device=device)
+    return ImageRestorer(model, device=device, backend=backend, precision=precision)
 
 
 def restore(image: ImageLike, *, model: str | None = None, quality: int | None = None, device: str = "auto") -> Any:

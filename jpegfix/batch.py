@@ -8,17 +8,19 @@ restore path serves the CLI, the benchmark and the Python API.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-
 
 from jpegfix import engine
 from jpegfix.catalogue import require_weights
 from jpegfix.clean import DEFAULT_CLEAN_QUALITY
 from jpegfix.clean import judge as judge_clean
+from jpegfix.devices import pick_device
 from jpegfix.errors import InputError, JpegfixError, OutputError
 from jpegfix.jpeg import DEFAULT_MAX_PIXELS, DecodedImage, read_image, unit_float
 from jpegfix.limits import DEFAULT_MAX_MEMORY_GB
@@ -65,6 +67,13 @@ class RestoreOptions:
     through unrestored: their decoded pixels are written losslessly as the output."""
     clean_quality: int = DEFAULT_CLEAN_QUALITY
     """IJG quality from which ``skip_clean`` counts an image as clean."""
+    backend: str = "auto"
+    """Where networks run: auto, torch, openvino or onnxruntime (:mod:`jpegfix.runtime`)."""
+    precision: str = "auto"
+    """auto, fp32, bf16 or fp16; auto keeps fp32 for 16-bit output."""
+    prefetch: bool | None = None
+    """Decode the next file while restoring this one; None: on GPUs (on a CPU the decoder
+    would take cores from the network)."""
     readout: bool = False
     """Record the CQR ranker's compression-quality readout of each input (when its weights are
     present; about 0.05 s per image) in ``FileResult.details["compression_quality"]``."""
@@ -164,10 +173,13 @@ def candidate_targets(target: Path, samples: int) -> list[Path]:
 
 
 def restore_file(
-    job: Job, options: RestoreOptions, restorers: dict[str, Restorer], sources: set[Path], reader: Any = None
+    job: Job, options: RestoreOptions, restorers: dict[str, Restorer], sources: set[Path], reader: Any = None,
+    *, on_tile: Callable[[int, int], None] | None = None, decoded: Future | None = None,
 ) -> FileResult:
     """Restore one file; never raises for problems with that file (they go in the result).
 
+    ``decoded`` is the input already being read (by :func:`restore_files`' prefetch);
+    ``on_tile(done, total)`` follows the tiles of each restoration.
     ``reader`` (a :class:`jpegfix.quality.QualityReader`) adds the compression-quality
     readout of the input to ``details`` when its ranker weights are present. With
     ``options.samples`` > 1 every candidate is written (``details["candidates"]``); the job
@@ -182,7 +194,7 @@ def restore_file(
             result.status, result.reason = "skipped", "output exists"
             return result
         result.target = str(targets[0])
-        image = read_image(job.source, max_pixels=options.max_pixels, max_memory=options.max_memory)
+        image = decoded.result() if decoded is not None else _read(job, options)
         result.height, result.width = image.height, image.width
         if image.notes:
             result.details["notes"] = image.notes
@@ -201,9 +213,12 @@ def restore_file(
             readout = reader.read(image.pixels)
             if "unavailable" not in readout:
                 result.details["compression_quality"] = readout
-        if name not in restorers:
-            restorers[name] = engine.load_restorer(name, options.device)
-        restorer = restorers[name]
+        bits = options.bits or image.bits
+        key = name if bits <= 8 else f"{name} {bits}-bit"  # reduced precision is for 8-bit output only
+        if key not in restorers:
+            restorers[key] = engine.load_restorer(name, options.device, backend=options.backend,
+                                                  precision=options.precision, bits=bits)
+        restorer = restorers[key]
         if options.samples > 1 and not restorer.samples:
             raise InputError(f"{name} gives one result per image; --samples needs a sampling model "
                              f"(--model one-to-many)")
@@ -212,7 +227,8 @@ def restore_file(
             seed = options.seed + index
             if decision != "skip":
                 restored = engine.restore_pixels(restorer, image.source_pixels, components, tile=options.tile,
-                                                 seed=seed, project=options.project, ensemble=options.ensemble)
+                                                 seed=seed, project=options.project, ensemble=options.ensemble,
+                                                 on_tile=on_tile)
                 replace = options.overwrite or decision == "replace"
                 try:
                     write_image(target, restored, image, options.bits, jpeg_quality=options.jpeg_quality,
@@ -225,6 +241,8 @@ def restore_file(
                 candidates.append({"path": str(target), "seed": seed})
         if candidates:
             result.details["candidates"] = candidates
+        result.details["runtime"] = restorer.runner.choice.to_dict()
+        restorer.runner.choice.compiled_s = 0.0  # the compile is reported with the file that paid for it
     except JpegfixError as error:
         result.status, result.error = "failed", str(error)
     except OSError as error:
@@ -256,10 +274,19 @@ def _write_decoded(image: DecodedImage, target: Path, options: RestoreOptions) -
                 overwrite=options.overwrite)
 
 
+def _read(job: Job, options: RestoreOptions) -> DecodedImage:
+    return read_image(job.source, max_pixels=options.max_pixels, max_memory=options.max_memory)
+
+
 def restore_files(
-    jobs: list[Job], options: RestoreOptions, on_result: Callable[[FileResult], None] = lambda r: None
+    jobs: list[Job], options: RestoreOptions, on_result: Callable[[FileResult], None] = lambda r: None,
+    on_tile: Callable[[int, int], None] | None = None,
 ) -> list[FileResult]:
-    """Restore every job in order, reporting each result to ``on_result`` as it finishes.
+    """Restore every job in order, reporting each result to ``on_result`` as it finishes
+    (and each tile to ``on_tile(done, total)``).
+
+    With ``options.prefetch`` (the default on GPUs) the next file is decoded in a thread
+    while the current one is restored, so the GPU does not wait for the decoder.
 
     Raises:
         MissingWeightsError: a forced model (``options.model``) has no weights, before any file.
@@ -271,10 +298,16 @@ def restore_files(
     if options.readout:
         from jpegfix.quality import QualityReader
 
-        reader = QualityReader()
+        reader = QualityReader(backend=options.backend)
+    prefetch = options.prefetch if options.prefetch is not None else pick_device(options.device).type != "cpu"
     results = []
-    for job in jobs:
-        result = restore_file(job, options, restorers, sources, reader)
-        on_result(result)
-        results.append(result)
+    with ThreadPoolExecutor(max_workers=1) if prefetch else contextlib.nullcontext() as pool:
+        ahead: Future | None = pool.submit(_read, jobs[0], options) if pool and jobs else None
+        for index, job in enumerate(jobs):
+            decoded, ahead = ahead, None
+            if pool and index + 1 < len(jobs):
+                ahead = pool.submit(_read, jobs[index + 1], options)
+            result = restore_file(job, options, restorers, sources, reader, on_tile=on_tile, decoded=decoded)
+            on_result(result)
+            results.append(result)
     return results

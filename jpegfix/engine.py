@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from jpegfix.catalogue import check_restorer, model_for
 from jpegfix.dct import project_in_bands
-from jpegfix.devices import half_dtype, pick_device
+from jpegfix.devices import pick_device
 from jpegfix.errors import InputError
 from jpegfix.jpeg import ComponentTable, DecodedImage, unit_float
 from jpegfix.models import MODELS
@@ -25,6 +25,7 @@ from jpegfix.models.restorer import Restorer
 from jpegfix.output import quantize
 from jpegfix.qmaps import build_qmaps, ijg_components
 from jpegfix.recovery import at_origin, grid_padding, tables_from_pixels, tables_under_jpeg
+from jpegfix.runtime import TORCH_DTYPES, Accelerated, pick_precision
 from jpegfix.tiling import GRID, run_tiled
 from jpegfix.weights import load_model
 
@@ -46,6 +47,14 @@ network's own noise. Measured with the full-range weights, projection on: LIVE1 
 (colour, 2 of 29 images below -0.05) and q100 -0.00; scikit-image crops -0.00 to -0.03 at q98.
 At q95 (mean step 5.8) they still gain: LIVE1 +0.17 colour / +0.11 grey with no image worse,
 the crops +0.05 to +0.25."""
+GPU_TILE = 1024
+"""Tile side on GPUs: tiles of this side are batched (:func:`tile_batch`), so a photo fills
+the GPU with several tiles per forward pass instead of one huge one."""
+GPU_MAX_BATCH = 8
+COMPILED_MEMORY_FACTOR = 2.5
+"""Activation memory of a compiled CPU runtime relative to torch: OpenVINO held 555 bytes
+per tile pixel for qgcn-color-s against torch's 323 (peak RSS over 512-1600 px tiles); 2.5
+keeps a 12 MP photo under 2 GB (2.0 peaked at 2.09 GB)."""
 CPU_TILE_BUDGET = 1.5 * 2**30
 """Bytes of activations one CPU tile may use (keeps a 12 MP photo well under 4 GB peak)."""
 
@@ -53,9 +62,11 @@ CPU_TILE_BUDGET = 1.5 * 2**30
 # -- models and devices ----------------------------------------------------------------
 
 
-def load_restorer(name: str, device: str = "auto", *, download: bool = True, folder: Path | None = None) -> Restorer:
+def load_restorer(name: str, device: str = "auto", *, download: bool = True, folder: Path | None = None,
+                  backend: str = "auto", precision: str = "auto", bits: int = 8) -> Restorer:
     """Load registered model ``name`` with verified weights on ``device`` (from ``folder``
-    when given, see :func:`jpegfix.weights.load_model`).
+    when given, see :func:`jpegfix.weights.load_model`), run by ``backend`` in ``precision``
+    (:mod:`jpegfix.runtime`; ``bits`` 16 keeps float32 under ``auto``).
 
     Raises:
         UnknownModelError, MissingWeightsError.
@@ -64,7 +75,10 @@ def load_restorer(name: str, device: str = "auto", *, download: bool = True, fol
     check_restorer(spec)
     net, card = load_model(spec, download=download, folder=folder)
     target = pick_device(device)
-    return Restorer(spec=spec, net=net.to(target), device=target, dtype=half_dtype(target), card=card)
+    chosen, why = pick_precision(precision, target, bits)
+    runner = Accelerated(net.to(target), target, backend, chosen, name=name)
+    runner.choice.reason += f"; {chosen}: {why}"
+    return Restorer(spec=spec, net=net, device=target, dtype=TORCH_DTYPES[chosen], card=card, runner=runner)
 
 
 # -- one image in memory ---------------------------------------------------------------
@@ -73,11 +87,11 @@ def load_restorer(name: str, device: str = "auto", *, download: bool = True, fol
 def auto_tile(restorer: Restorer) -> int:
     """Largest tile side (multiple of 16) whose activations fit the device's free memory."""
     per_pixel = float(getattr(restorer.net, "bytes_per_pixel", 2048))
+    if restorer.runner.backend != "torch":
+        per_pixel *= COMPILED_MEMORY_FACTOR
     if restorer.device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(restorer.device)
-        budget = 0.5 * free
-    else:
-        budget = min(CPU_TILE_BUDGET, 0.3 * _available_memory())
+        return GPU_TILE
+    budget = min(CPU_TILE_BUDGET, 0.3 * _available_memory())
     side = int(math.sqrt(budget / per_pixel)) // GRID * GRID
     return max(256, min(side, 4096))
 
@@ -104,6 +118,7 @@ def restore_pixels(
     seed: int = 0,
     project: bool = True,
     ensemble: bool = False,
+    on_tile: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Restore (H, W, C) uint8 or uint16 ``pixels``; returns (H, W, C) float32 in [0, 1].
 
@@ -117,6 +132,7 @@ def restore_pixels(
     intervals (:func:`jpegfix.dct.project_in_bands`): it then stays an image the JPEG could
     have come from, which bounds how far a restoration can stray on a high-quality file.
     ``ensemble`` averages the restorations of the 8 rotations and flips (8x the time).
+    ``on_tile(done, total)`` follows the tiles (of all 8 passes with ``ensemble``).
     """
     if restorer.needs_tables and components is None:
         raise InputError(f"{restorer.spec.name} needs quantization tables")
@@ -126,7 +142,8 @@ def restore_pixels(
     if top or left:  # tables recovered from a cropped image: put its block grid at (0, 0)
         shifted = np.pad(pixels, ((top, 0), (left, 0), (0, 0)), mode="reflect")
         restored = restore_pixels(restorer, shifted, at_origin(components), tile=tile, overlap=overlap,
-                                  context=context, seed=seed, project=project, ensemble=ensemble)
+                                  context=context, seed=seed, project=project, ensemble=ensemble,
+                                  on_tile=on_tile)
         return restored[top:, left:]
     if pixels.shape[2] != restorer.spec.channels:
         kind = "grey" if pixels.shape[2] == 1 else "colour"
@@ -141,7 +158,7 @@ def restore_pixels(
     run = dict(tile=tile, overlap=overlap, context=context)
     if not ensemble:
         maps = _maps(restorer, components, padded_h, padded_w)
-        result = _restore_padded(restorer, padded, maps, restorer.prepare(image), noise, **run)
+        result = _restore_padded(restorer, padded, maps, restorer.prepare(image), noise, on_tile=on_tile, **run)
     else:
         # x8 self-ensemble on the padded image: its sides are multiples of 16, so every
         # rotation and flip keeps the 8x8 grid where the blocks are. A flip leaves each
@@ -154,7 +171,8 @@ def restore_pixels(
                 tables = _transposed(components) if turns % 2 and components is not None else components
                 maps = _maps(restorer, tables, *oriented.shape[-2:])
                 vector = restorer.prepare(_orient(image, turns, flip))
-                out = _restore_padded(restorer, oriented, maps, vector, None, **run)
+                step = _pass_progress(on_tile, 2 * turns + flip, 8)
+                out = _restore_padded(restorer, oriented, maps, vector, None, on_tile=step, **run)
                 result += _unorient(out, turns, flip) / 8
     result = result[None, :, :height, :width]
     if project and components is not None:
@@ -170,40 +188,77 @@ def restore_uint8(restorer: Restorer, pixels: np.ndarray, components: list[Compo
     return quantize(restored, 8)
 
 
+def _pass_progress(on_tile: Callable[[int, int], None] | None, index: int,
+                   passes: int) -> Callable[[int, int], None] | None:
+    """``on_tile`` for pass ``index`` of ``passes`` equal passes over the tiles."""
+    if on_tile is None:
+        return None
+    return lambda done, total: on_tile(index * total + done, passes * total)
+
+
 def leaves_alone(components: list[ComponentTable]) -> bool:
     """True for tables too fine to restore (see :data:`FINEST_RESTORED_STEP`)."""
     return float(np.mean(components[0].table)) < FINEST_RESTORED_STEP
 
 
 def _restore_padded(restorer: Restorer, padded: torch.Tensor, maps: torch.Tensor | None, vector: Any,
-                    noise: torch.Tensor | None, *, tile: int, overlap: int, context: int) -> torch.Tensor:
+                    noise: torch.Tensor | None, *, tile: int, overlap: int, context: int,
+                    on_tile: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Run ``restorer`` tile by tile over a (1, C, H, W) image padded to the 16-pixel grid;
-    returns (C, H, W). An out-of-memory error halves the tile and retries."""
+    returns (C, H, W). Tiles whose crops have the same shape go through the network together,
+    up to :func:`tile_batch` at a time. An out-of-memory error halves the tile and retries."""
     padded_h, padded_w = padded.shape[-2:]
     margin = -(-context // GRID) * GRID
 
-    def process(top: int, left: int, h: int, w: int) -> torch.Tensor:
+    def crop(top: int, left: int, h: int, w: int) -> tuple[tuple[int, int], list[torch.Tensor | None]]:
         y0, x0 = max(0, top - margin), max(0, left - margin)
         y1, x1 = min(padded_h, top + h + margin), min(padded_w, left + w + margin)
-        crop = padded[..., y0:y1, x0:x1]
-        crop_maps = maps[..., y0:y1, x0:x1] if maps is not None else None
-        crop_noise = None
-        if noise is not None:
-            s = restorer.noise_scale
-            crop_noise = noise[..., y0 // s : y1 // s, x0 // s : x1 // s]
-        out = restorer(crop, crop_maps, vector, crop_noise)[0]
-        return out[:, top - y0 : top - y0 + h, left - x0 : left - x0 + w]
+        s = restorer.noise_scale
+        pieces = [padded[..., y0:y1, x0:x1],
+                  maps[..., y0:y1, x0:x1] if maps is not None else None,
+                  noise[..., y0 // s : y1 // s, x0 // s : x1 // s] if noise is not None else None]
+        return (top - y0, left - x0), pieces
+
+    def process(boxes: list[tuple[int, int, int, int]]) -> list[torch.Tensor]:
+        crops = [crop(*box) for box in boxes]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, (_, pieces) in enumerate(crops):
+            groups.setdefault(tuple(pieces[0].shape), []).append(index)
+        outputs: list[torch.Tensor] = [torch.empty(0)] * len(boxes)
+        for members in groups.values():
+            stacked = [torch.cat([crops[i][1][k] for i in members]) if crops[members[0]][1][k] is not None else None
+                       for k in range(3)]
+            restored = restorer(stacked[0], stacked[1], vector, stacked[2])
+            for out, i in zip(restored, members):
+                (dy, dx), (_, _, h, w) = crops[i][0], boxes[i]
+                outputs[i] = out[:, dy : dy + h, dx : dx + w]
+        return outputs
 
     side = tile or auto_tile(restorer)
+    batch = tile_batch(restorer, side + 2 * margin)
     while True:
         try:
-            return run_tiled(process, padded.shape[1], padded_h, padded_w, side, overlap)
+            return run_tiled(process, padded.shape[1], padded_h, padded_w, side, overlap, batch=batch, on_tile=on_tile)
         except (torch.OutOfMemoryError, RuntimeError) as error:
             if "out of memory" not in str(error).lower() or side <= 128:
                 raise
-            side = max(128, side // 2 // GRID * GRID)
+            if batch > 1:
+                batch = 1
+            else:
+                side = max(128, side // 2 // GRID * GRID)
             if restorer.device.type == "cuda":
                 torch.cuda.empty_cache()
+
+
+def tile_batch(restorer: Restorer, side: int) -> int:
+    """Tiles of ``side`` pixels (with context) per forward pass: one on CPUs (a larger tile
+    does the same work with less context), as many as half the free GPU memory holds (up to
+    :data:`GPU_MAX_BATCH`) on a GPU, which then stays busy between tiles."""
+    if restorer.device.type != "cuda":
+        return 1
+    per_pixel = float(getattr(restorer.net, "bytes_per_pixel", 2048))
+    free, _ = torch.cuda.mem_get_info(restorer.device)
+    return max(1, min(GPU_MAX_BATCH, int(0.5 * free / (per_pixel * side * side))))
 
 
 def _maps(restorer: Restorer, components: list[ComponentTable] | None, height: int, width: int) -> torch.Tensor | None:

@@ -148,8 +148,10 @@ class QualityReader:
     missing weights: :meth:`read` then returns ``{"unavailable": hint}``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, backend: str = "auto") -> None:
         self._rankers: dict[int, nn.Module | str] = {}
+        self.backend = backend
+        """Runtime of the rankers (:mod:`jpegfix.runtime`; float32: a readout is a number, not pixels)."""
 
     def ranker(self, channels: int) -> nn.Module | str:
         """The loaded ranker, or the reason there is none."""
@@ -158,7 +160,10 @@ class QualityReader:
             from jpegfix.weights import load_model
 
             try:
-                self._rankers[channels] = load_model(MODELS.get(RANKERS[channels]), download=False)[0]
+                from jpegfix.runtime import Accelerated
+
+                ranker = load_model(MODELS.get(RANKERS[channels]), download=False)[0]
+                self._rankers[channels] = Accelerated(ranker, "cpu", self.backend, name=RANKERS[channels])
             except MissingWeightsError as error:
                 self._rankers[channels] = missing_hint(channels) if "no weights" in str(error) else str(error)
             except (OSError, RuntimeError, ValueError) as error:  # unreadable or mismatched files

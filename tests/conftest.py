@@ -41,6 +41,14 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _compiled_cache(tmp_path_factory):
+    """Compiled networks (jpegfix.runtime) go to a throw-away cache, never the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JPEGFIX_CACHE", str(tmp_path_factory.mktemp("jpegfix-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def photo() -> np.ndarray:
     """(512, 512, 3) uint8 colour photo shipped with scikit-image."""

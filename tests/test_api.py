@@ -26,7 +26,7 @@ def tiny_models(monkeypatch):
 
     chosen, nets = [], {}
 
-    def load(name, device):
+    def load(name, device, **runtime):
         chosen.append(name)
         return nets.setdefault(name, tiny_restorer(name))
 

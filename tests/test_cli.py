@@ -18,7 +18,7 @@ runner = CliRunner()
 def tiny_models(monkeypatch):
     import jpegfix.engine as engine
 
-    monkeypatch.setattr(engine, "load_restorer", lambda name, device: tiny_restorer(name))
+    monkeypatch.setattr(engine, "load_restorer", lambda name, device, **runtime: tiny_restorer(name))
 
 
 def test_version_and_help():

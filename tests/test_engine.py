@@ -109,7 +109,7 @@ def test_routing_tables_to_qgcn_and_no_tables_to_the_blind_model(tmp_path, photo
 def test_batch_restores_jpegs_with_tables_and_passes_clean_pngs_through(tmp_path, photo, monkeypatch):
     import jpegfix.engine as engine
 
-    monkeypatch.setattr(engine, "load_restorer", lambda name, device: tiny_restorer(name))
+    monkeypatch.setattr(engine, "load_restorer", lambda name, device, **runtime: tiny_restorer(name))
     save_jpeg(tmp_path / "a.jpg", photo[:48, :64], quality=20)
     Image.fromarray(photo[:40, :56]).save(tmp_path / "b.png")
     zeroed_table_jpeg(tmp_path / "c.jpg", photo[:32, :48])
@@ -141,7 +141,7 @@ def test_files_of_one_name_in_two_folders_are_mirrored_apart(tmp_path, photo):
 def test_batch_goes_on_after_a_bad_file_and_never_overwrites_inputs(tmp_path, photo, monkeypatch):
     import jpegfix.engine as engine
 
-    monkeypatch.setattr(engine, "load_restorer", lambda name, device: tiny_restorer(name))
+    monkeypatch.setattr(engine, "load_restorer", lambda name, device, **runtime: tiny_restorer(name))
     save_jpeg(tmp_path / "good.jpg", photo[:48, :64], quality=20)
     (tmp_path / "bad.jpg").write_bytes(b"")
     png = tmp_path / "same.png"

@@ -121,7 +121,7 @@ def test_a_tiffs_layout_tags_never_reach_another_files_exif(tmp_path, photo):
 def _restore_auto(tmp_path, monkeypatch, source):
     import jpegfix.engine as engine
 
-    monkeypatch.setattr(engine, "load_restorer", lambda name, device: tiny_restorer(name))
+    monkeypatch.setattr(engine, "load_restorer", lambda name, device, **runtime: tiny_restorer(name))
     jobs, problems = plan_jobs([str(source)], tmp_path / "out")
     assert problems == []
     # A model is named: a synthetic never-compressed picture is otherwise passed through as decoded.

@@ -104,7 +104,7 @@ def test_info_reads_quality_with_and_without_a_ranker(tmp_path, photo, grey_phot
 def test_restore_json_records_the_readout(tmp_path, photo, ranker_weights, monkeypatch):
     import jpegfix.engine as engine
 
-    monkeypatch.setattr(engine, "load_restorer", lambda name, device: tiny_restorer(name))
+    monkeypatch.setattr(engine, "load_restorer", lambda name, device, **runtime: tiny_restorer(name))
     save_jpeg(tmp_path / "a.jpg", photo[:64, :96], quality=15)
     result = runner.invoke(app, ["restore", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "out"), "--json",
                                  "--model", "cqr"])

@@ -22,5 +22,5 @@ def test_weights_sum_to_one_where_tiles_overlap():
 
 def test_identity_process_is_reproduced_exactly():
     image = torch.rand(3, 96, 160)
-    out = run_tiled(lambda t, l, h, w: image[:, t : t + h, l : l + w], 3, 96, 160, 48, 16)
+    out = run_tiled(lambda boxes: [image[:, t : t + h, l : l + w] for t, l, h, w in boxes], 3, 96, 160, 48, 16)
     assert torch.allclose(out, image, atol=1e-6)

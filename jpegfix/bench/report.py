@@ -374,24 +374,30 @@ def case_title(settings: BenchSettings) -> str:
 
 
 def speed_header() -> list[str]:
-    return ["model", "device", "size", "median s", "MP/s", "MMAC/px", "params", "peak MB", "+MB"]
+    return ["model", "runtime", "size", "median s", "MP/s", "MMAC/px", "params", "peak MB", "+MB", "8-bit diff"]
 
 
 def _count(value: int) -> str:
     return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k"
 
 
+def _runtime(r: SpeedResult) -> str:
+    """Device, backend and precision in one cell, e.g. ``cpu openvino fp32``."""
+    return f"{r.device} {r.backend} {r.precision}"
+
+
 def speed_cells(results: list[SpeedResult]) -> list[list[str]]:
     rows = []
     for r in results:
         if r.error:
-            rows.append([r.model, r.device, f"{r.width}x{r.height}", "error: " + r.error, "", "", "", "", ""])
+            rows.append([r.model, _runtime(r), f"{r.width}x{r.height}", "error: " + r.error, "", "", "", "", "", ""])
             continue
         rows.append([
-            r.model + (" (untrained)" if r.untrained else ""), r.device, f"{r.width}x{r.height}", f"{r.median_s:.3f}", f"{r.megapixels_per_s:.3f}",
+            r.model + (" (untrained)" if r.untrained else ""), _runtime(r), f"{r.width}x{r.height}", f"{r.median_s:.3f}", f"{r.megapixels_per_s:.3f}",
             f"{r.macs_per_pixel / 1e6:.3f}", _count(r.params),
             "-" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.0f}",
             "-" if r.memory_increase_mb is None else f"{r.memory_increase_mb:.0f}",
+            "-" if r.max_diff_8bit is None else str(r.max_diff_8bit),
         ])
     return rows
 
@@ -402,7 +408,8 @@ def speed_markdown(results: list[SpeedResult]) -> list[str]:
     threads = sorted({r.threads for r in results if r.threads})
     lines = ["### Speed", "",
              f"Median of the timed calls after warm-up; memory: {', '.join(kinds) or '-'}; "
-             f"+MB: increase over the RSS before the first call; (untrained): timed with random "
+             f"+MB: increase over the RSS before the first call; 8-bit diff: largest difference of the "
+             f"8-bit output to torch eager float32 on the same input; (untrained): timed with random "
              f"weights, none installed; torch threads: {', '.join(map(str, threads)) or '-'}.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in speed_cells(results)]

@@ -77,7 +77,7 @@ def _expand_methods(models: list[str]) -> list[str]:
     return expanded
 
 
-def load_row(ref: RowRef, device: str = "auto") -> Any:
+def load_row(ref: RowRef, device: str = "auto", backend: str = "auto", precision: str = "auto") -> Any:
     """The restorer for ``ref`` (None for the ``jpeg`` row).
 
     Raises:
@@ -86,7 +86,7 @@ def load_row(ref: RowRef, device: str = "auto") -> Any:
     if ref.kind == "jpeg":
         return None
     if ref.kind == "default":
-        return EngineDefault(device)
+        return EngineDefault(device, backend, precision)
     if ref.kind == "peer":
         from jpegfix.devices import pick_device
 
@@ -95,7 +95,7 @@ def load_row(ref: RowRef, device: str = "auto") -> Any:
         from jpegfix.engine import load_restorer
     except ImportError as error:
         raise JpegfixError(f"cannot load {ref.name}: the restore engine is unavailable ({error})") from None
-    return load_restorer(ref.name, device=device)
+    return load_restorer(ref.name, device=device, backend=backend, precision=precision)
 
 
 def restore_function(restorer: Any) -> Callable[..., Any]:
@@ -129,8 +129,8 @@ class EngineDefault:
     card = None
     net = None
 
-    def __init__(self, device: str = "auto") -> None:
-        self.device = device
+    def __init__(self, device: str = "auto", backend: str = "auto", precision: str = "auto") -> None:
+        self.device, self.backend, self.precision = device, backend, precision
         self._restorers: dict[str, Any] = {}
 
     def restore(self, pixels: Any, components: Any = None, project: bool = True, ensemble: bool = False) -> Any:
@@ -141,7 +141,7 @@ class EngineDefault:
         if name is None:  # left as decoded
             return pixels
         if name not in self._restorers:
-            self._restorers[name] = load_restorer(name, self.device)
+            self._restorers[name] = load_restorer(name, self.device, backend=self.backend, precision=self.precision)
         return restore_uint8(self._restorers[name], pixels, tables, project=project, ensemble=ensemble)
 
 

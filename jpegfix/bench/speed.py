@@ -2,9 +2,11 @@
 
 Each model restores the same kind of input (a smooth synthetic image with texture, JPEG
 compressed by Pillow at quality 30, in the model's own channel count) through its full
-``restore`` call, as a user would run it: one warm-up call (also used to count
-multiply-accumulates with forward hooks), then ``repeats`` timed calls; the median is
-reported. Memory:
+``restore`` call, as a user would run it, on each asked-for backend and precision
+(:mod:`jpegfix.runtime`): one torch eager float32 call (counts multiply-accumulates with
+forward hooks and gives the reference for the largest 8-bit difference), ``warmup`` calls
+(the first compiles, or reuses the cached export), then ``repeats`` timed calls; the median
+is reported. Memory:
 
 * CPU: peak resident set size. Peak RSS is a per-process figure, so by default each model
   is measured in a fresh child process (``isolate=True``); the report gives the child's peak
@@ -21,7 +23,7 @@ import io
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
@@ -67,6 +69,12 @@ class SpeedResult:
     jobs wall time depends on them, CPU time much less (at one thread it is the time the call
     would take alone)."""
     megapixels_per_cpu_s: float = 0.0
+    backend: str = "torch"
+    """Runtime that ran the network (:mod:`jpegfix.runtime`); ``runtime_note`` says why."""
+    precision: str = "fp32"
+    max_diff_8bit: int | None = None
+    """Largest difference of the 8-bit output to torch eager float32 on the same input."""
+    runtime_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +155,13 @@ def measure_speed(name: str, restorer: Any, width: int, height: int, *, repeats:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    # MACs and the float32 reference from torch eager (hooks do not see a compiled runtime),
+    # before the peak is reset; then the warm-up calls (the first compiles where needed).
+    eager = replace(restorer, runner=None, dtype=torch.float32) if hasattr(restorer, "runner") else restorer
+    reference: list[np.ndarray] = []
+    restore_eager = restore_function(eager)
+    macs, params = count_macs(restorer.net, lambda: reference.append(restore_eager(pixels, components)))
+    del eager, restore_eager
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -157,9 +172,13 @@ def measure_speed(name: str, restorer: Any, width: int, height: int, *, repeats:
         result.memory_kind = "peak RSS" + ("" if reset else " (since process start)")
     rss_before = _rss_mb("VmRSS")
     restore = restore_function(restorer)
-    macs, params = count_macs(restorer.net, lambda: restore(pixels, components))
-    for _ in range(result.warmup - 1):
-        restore(pixels, components)
+    for _ in range(result.warmup):
+        output = restore(pixels, components)
+    result.max_diff_8bit = int(np.abs(output.astype(np.int16) - reference[0].astype(np.int16)).max())
+    choice = getattr(getattr(restorer, "runner", None), "choice", None)
+    if choice is not None:
+        result.backend, result.precision = choice.backend, choice.precision
+        result.runtime_note = choice.reason
     sync()
     cpu_seconds = []
     for _ in range(repeats):
@@ -184,7 +203,8 @@ def measure_speed(name: str, restorer: Any, width: int, height: int, *, repeats:
 
 
 def measure_row(ref: RowRef, device: str, width: int, height: int, repeats: int, warmup: int,
-                subsampling: str = "4:2:0", threads: int = 0) -> SpeedResult:
+                subsampling: str = "4:2:0", threads: int = 0, backend: str = "torch",
+                precision: str = "fp32") -> SpeedResult:
     """Load row ``ref`` and measure it; errors come back in ``SpeedResult.error``."""
     try:
         import torch
@@ -192,46 +212,55 @@ def measure_row(ref: RowRef, device: str, width: int, height: int, repeats: int,
         if threads:
             torch.set_num_threads(threads)
         try:
-            restorer, untrained = load_row(ref, device), False
+            restorer, untrained = load_row(ref, device, backend, precision), False
         except MissingWeightsError:
             if ref.kind != "jpegfix":
                 raise
-            restorer, untrained = untrained_restorer(ref.name, device), True
+            restorer, untrained = untrained_restorer(ref.name, device, backend, precision), True
         result = measure_speed(ref.name, restorer, width, height, repeats=repeats, warmup=warmup,
                                subsampling=subsampling)
         result.untrained = untrained
         return result
     except Exception as error:  # noqa: BLE001 - reported in the table, the run goes on
-        return SpeedResult(ref.name, device, width, height, 0, warmup, repeats, error=f"{type(error).__name__}: {error}")
+        return SpeedResult(ref.name, device, width, height, 0, warmup, repeats, backend=backend, precision=precision,
+                           error=f"{type(error).__name__}: {error}")
 
 
-def untrained_restorer(name: str, device: str) -> Any:
+def untrained_restorer(name: str, device: str, backend: str = "torch", precision: str = "auto") -> Any:
     """Model ``name`` with random weights: the paper-size configurations ship no weights on a
     CPU-only project, yet their cost is what users weigh against the small ones."""
-    from jpegfix.devices import half_dtype, pick_device
+    from jpegfix.devices import pick_device
     from jpegfix.models import MODELS
     from jpegfix.models.restorer import Restorer
+    from jpegfix.runtime import TORCH_DTYPES, Accelerated, pick_precision
 
     spec, target = MODELS.get(name), pick_device(device)
-    return Restorer(spec=spec, net=spec.build().eval().to(target), device=target, dtype=half_dtype(target))
+    net = spec.build().eval().to(target)
+    chosen = pick_precision(precision, target)[0]
+    return Restorer(spec=spec, net=net, device=target, dtype=TORCH_DTYPES[chosen],
+                    runner=Accelerated(net, target, backend, chosen, name=name))
 
 
 def measure_rows(refs: list[RowRef], device: str, width: int, height: int, *, repeats: int = 3, warmup: int = 1,
                  subsampling: str = "4:2:0", isolate: bool = True,
-                 on_result: Callable[[SpeedResult], None] | None = None) -> list[SpeedResult]:
-    """Measure every model row (``jpeg`` is skipped), one after the other.
+                 on_result: Callable[[SpeedResult], None] | None = None,
+                 backends: tuple[str, ...] = ("torch",), precisions: tuple[str, ...] = ("fp32",)) -> list[SpeedResult]:
+    """Measure every model row (``jpeg`` is skipped) on every backend and precision (peers:
+    torch float32 only), one after the other.
 
-    With ``isolate`` each model runs in a fresh spawned process with this process's torch
-    thread count, so that peak RSS belongs to that model alone.
+    With ``isolate`` each combination runs in a fresh spawned process with this process's
+    torch thread count, so that peak RSS belongs to it alone.
     """
     import torch
 
     threads = torch.get_num_threads()
     results = []
-    for ref in refs:
+    combinations = [(ref, backend, precision) for ref in refs for backend in backends for precision in precisions
+                    if ref.kind == "jpegfix" or (backend, precision) == ("torch", "fp32")]
+    for ref, backend, precision in combinations:
         if ref.kind == "jpeg":
             continue
-        args = (ref, device, width, height, repeats, warmup, subsampling, threads)
+        args = (ref, device, width, height, repeats, warmup, subsampling, threads, backend, precision)
         if isolate:
             with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
                 result = pool.submit(measure_row, *args).result()

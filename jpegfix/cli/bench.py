@@ -58,6 +58,8 @@ def bench_command(
     size: Annotated[str, typer.Option("--size", help="Speed input, WIDTHxHEIGHT.")] = "2048x1536",
     repeats: Annotated[int, typer.Option("--repeats", help="Timed calls per model (median reported).")] = 3,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls first (the first also counts MACs).")] = 1,
+    backends: Annotated[str, typer.Option("--backend", help="Runtimes: with --speed, comma-separated, each timed (torch, openvino, onnxruntime, auto; 'all': torch and every installed one); for scores, the one named (else auto).")] = "all",
+    precisions: Annotated[str, typer.Option("--precision", help="Precisions: with --speed, comma-separated, each timed (fp32, bf16, fp16, auto); for scores, the one named.")] = "fp32",
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
 ) -> None:
@@ -100,9 +102,11 @@ def bench_command(
         _bad_input(error)
         return
 
-    result = _run_quality(sets, refs, settings, device, quiet)
+    runtime = _single(_backends(backends)), _single(_split(precisions))
+    result = _run_quality(sets, refs, settings, device, quiet, runtime)
     if speed:
-        result.speed = _run_speed(refs, device, width, height, repeats, warmup, settings.subsampling, quiet)
+        axes = (_backends(backends), tuple(_split(precisions)))
+        result.speed = _run_speed(refs, device, width, height, repeats, warmup, settings.subsampling, quiet, axes)
     _render(result, json_output)
     _write_files(result, csv_path, markdown_path, plot_path)
     failed = sum(len(run.failures) for run in result.datasets) + sum(1 for s in result.speed if s.error)
@@ -111,7 +115,13 @@ def bench_command(
         raise typer.Exit(1)
 
 
-def _run_quality(sets, refs, settings, device, quiet):  # type: ignore[no-untyped-def]
+def _single(values) -> str:  # type: ignore[no-untyped-def]
+    """The one value given, else auto (quality rows run on one runtime: the speed axes' list
+    applies to --speed)."""
+    return values[0] if len(values) == 1 else "auto"
+
+
+def _run_quality(sets, refs, settings, device, quiet, runtime=("auto", "auto")):  # type: ignore[no-untyped-def]
     import gc
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -123,7 +133,7 @@ def _run_quality(sets, refs, settings, device, quiet):  # type: ignore[no-untype
     if not sets:
         return BenchResult(settings, [r.name for r in refs], [], describe_protocol(settings, [], {}))
     try:
-        rows = [(ref.name, load_row(ref, device)) for ref in refs]
+        rows = [(ref.name, load_row(ref, device, *runtime)) for ref in refs]
     except JpegfixError as error:
         _bad_input(error)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -146,7 +156,15 @@ def _run_quality(sets, refs, settings, device, quiet):  # type: ignore[no-untype
     return result
 
 
-def _run_speed(refs, device, width, height, repeats, warmup, subsampling, quiet):  # type: ignore[no-untyped-def]
+def _backends(text: str) -> tuple[str, ...]:
+    from jpegfix.runtime import CPU_RUNTIMES, installed
+
+    if text == "all":
+        return ("torch", *(b for b in CPU_RUNTIMES if installed(b)))
+    return tuple(_split(text))
+
+
+def _run_speed(refs, device, width, height, repeats, warmup, subsampling, quiet, axes):  # type: ignore[no-untyped-def]
     from jpegfix.bench.speed import measure_rows
 
     models = [r for r in refs if r.kind in ("peer", "jpegfix")]  # the default row is a policy, not one network
@@ -157,12 +175,12 @@ def _run_speed(refs, device, width, height, repeats, warmup, subsampling, quiet)
     def on_result(result) -> None:  # type: ignore[no-untyped-def]
         if not quiet:
             text = f"error: {result.error}" if result.error else f"{result.megapixels_per_s:.3f} MP/s"
-            err_console.print(f"speed {result.model}: {text}", highlight=False)
+            err_console.print(f"speed {result.model} {result.backend} {result.precision}: {text}", highlight=False)
 
     if not quiet:
         err_console.print(f"speed: {len(models)} model(s) on {width}x{height}, {warmup} warm-up + {repeats} timed calls each")
     return measure_rows(models, device, width, height, repeats=repeats, warmup=warmup, subsampling=subsampling,
-                        isolate=True, on_result=on_result)
+                        isolate=True, on_result=on_result, backends=axes[0], precisions=axes[1])
 
 
 def _render(result, json_output: bool) -> None:  # type: ignore[no-untyped-def]
@@ -199,7 +217,10 @@ def _render(result, json_output: bool) -> None:  # type: ignore[no-untyped-def]
             table.add_column(name, justify="left" if index < 3 else "right", no_wrap=index == 0)
         for cells in speed_cells(result.speed):
             table.add_row(*cells)
-        console.print(table)
+        from rich.console import Console
+
+        # ten columns: print them whole even on a narrow terminal (it wraps lines, no figure is cut)
+        Console(file=console.file, width=max(console.width, 140), soft_wrap=True).print(table)
 
 
 def _write_files(result, csv_path, markdown_path, plot_path) -> None:  # type: ignore[no-untyped-def]

@@ -28,3 +28,16 @@ ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model na
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 TileOpt = Annotated[int, typer.Option("--tile", help="Tile side in pixels (0: chosen from free memory).")]
+def _one_of(*choices: str):
+    def check(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+    return check
+
+
+BackendOpt = Annotated[str, typer.Option("--backend", callback=_one_of("auto", "torch", "openvino", "onnxruntime"),
+                                          help="auto (the fastest installed: OpenVINO, then ONNX Runtime, on CPUs; torch on GPUs), torch, openvino or onnxruntime. A compiled runtime exports each model once and caches it.")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", callback=_one_of("auto", "fp32", "bf16", "fp16"),
+                                           help="auto: bf16 on CPUs with AMX or AVX-512 BF16 and on GPUs (fp16 where they lack bf16), fp32 elsewhere and for --bits 16.")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="CPU threads for the networks (0: all cores).")]

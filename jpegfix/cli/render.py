@@ -7,7 +7,8 @@ import os
 import sys
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 # soft_wrap: a message is one line even when it is longer than the terminal is wide.
 console = Console(soft_wrap=True)
@@ -15,10 +16,12 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def progress_bar(quiet: bool = False) -> Progress:
-    """A progress bar on stderr showing images done and megapixels per second."""
+    """A progress bar on stderr showing images (or tiles) done, megapixels per second, time
+    elapsed and the estimated time left."""
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[megapixels]:.2f} MP/s"), TimeElapsedColumn(),
+        TextColumn("{task.fields[megapixels]:.2f} MP/s"), TimeElapsedColumn(), TextColumn("ETA"),
+        TimeRemainingColumn(),
         console=err_console, disable=quiet, transient=False, redirect_stdout=False,
     )
 

@@ -14,7 +14,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 from rich.markup import escape
 
-from jpegfix.cli.options import DeviceOpt, JsonOpt, ModelOpt, QuietOpt, TileOpt
+from jpegfix.cli.options import BackendOpt, DeviceOpt, JsonOpt, ModelOpt, PrecisionOpt, QuietOpt, ThreadsOpt, TileOpt
 from jpegfix.cli.render import console, err_console, progress_bar
 from jpegfix.limits import BYTES_PER_PIXEL, DEFAULT_MAX_MEMORY_GB, parse_limit
 from jpegfix.limits import BASE_BYTES as _BASE
@@ -33,6 +33,9 @@ def restore_command(
     out: Annotated[str, typer.Option("--out", "-o", help="Output folder (created if missing); - writes the one image to stdout; with --cluster also a URI (s3://bucket/out).")],
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
+    backend: BackendOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    threads: ThreadsOpt = 0,
     tile: TileOpt = 0,
     quality: Annotated[Optional[int], typer.Option("--quality", min=1, max=100, help="Strength: treat images as IJG JPEGs of this quality instead of reading their tables (useful for photos compressed several times).")] = None,
     samples: Annotated[int, typer.Option("--samples", min=1, max=100, help="Candidates per image from a sampling model (--model one-to-many): NAME_1.png ... NAME_N.png.")] = 1,
@@ -105,8 +108,12 @@ def restore_command(
         raise typer.Exit(1) from None
     from jpegfix.batch import RestoreOptions, plan_jobs
 
-    options = RestoreOptions(model=model, device=device, tile=tile, quality=quality, bits=bits,
-                             format=output_format, jpeg_quality=jpeg_quality,
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    options = RestoreOptions(model=model, device=device, backend=backend, precision=precision, tile=tile,
+                             quality=quality, bits=bits, format=output_format, jpeg_quality=jpeg_quality,
                              samples=samples, seed=seed, project=project, ensemble=ensemble,
                              overwrite=overwrite, skip_existing=skip_existing,
                              skip_clean=skip_clean, clean_quality=clean_quality,
@@ -162,13 +169,27 @@ def _run(jobs, problems, options, run, *, quiet: bool, as_json: bool, shown: "St
             progress.update(task, advance=1, megapixels=rate)
             if result.status == "failed":
                 progress.console.print(f"[red]error[/] {escape(result.source)}: {escape(result.error)}", highlight=False)
-            elif not as_json and not quiet:
+            runtime = result.details.get("runtime", {})
+            if runtime.get("compiled_s") and not quiet:
+                progress.console.print(escape(f"note: compiled {result.model} for {runtime['backend']} in "
+                                       f"{runtime['compiled_s']:.1f} s, once: later runs reuse {runtime['cache']}"),
+                                       highlight=False)
+            if result.status != "failed" and not as_json and not quiet:
                 # Results go to stdout, as the README says; only when both streams are the same
                 # terminal do they go through the bar's console, which prints above the bar.
                 shared_terminal = console.is_terminal and err_console.is_terminal
                 (progress.console if shared_terminal else console).print(_line(result), highlight=False)
 
-        results += run(jobs, options, on_result)
+        tiles = progress.add_task("  tiles of this image", total=None, megapixels=0.0, visible=False)
+
+        def on_tile(done: int, total: int) -> None:
+            # one large photo takes minutes: its tiles get their own bar and ETA
+            state = progress.tasks[tiles]
+            if done < state.completed or total != state.total:  # a new image
+                progress.reset(tiles, total=total, completed=0)
+            progress.update(tiles, completed=done, visible=1 < total and done < total)
+
+        results += run(jobs, options, on_result, on_tile)
     return results
 
 
@@ -274,7 +295,7 @@ def _on_cluster(inputs, out, address, recursive, suffix, output_format, bits, ac
     jobs, problems = plan_cluster_jobs(inputs, out, recursive=recursive, suffix=suffix,
                                        output_format=output_format, bits=bits)
 
-    def run(jobs, options, on_result):
+    def run(jobs, options, on_result, on_tile=None):  # tiles run on the actors: no tile bar
         try:
             return restore_on_cluster(jobs, options, settings, on_result)
         except ClusterError as error:
@@ -294,7 +315,9 @@ def _line(result) -> str:
     if len(candidates) > 1:
         target = (f"{candidates[0]['path']} ... {Path(candidates[-1]['path']).name} ({len(candidates)} candidates, "
                   f"seeds {candidates[0]['seed']}-{candidates[-1]['seed']})")
-    return escape(f"{result.source} -> {target}  [{result.model}: {result.reason}]  "
+    runtime = result.details.get("runtime")
+    via = f"  [{runtime['backend']} {runtime['precision']}: {runtime['reason']}]" if runtime else ""
+    return escape(f"{result.source} -> {target}  [{result.model}: {result.reason}]{via}  "
                   f"{result.megapixels:.1f} MP in {result.seconds:.1f} s{notes}")
 
 

@@ -105,6 +105,10 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear up-sampling or area down-sampling of (N, C, h, w) to ``size``."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
+    if x.shape[-2] % size[0] == 0 and x.shape[-1] % size[1] == 0:
+        # the same windows as adaptive pooling; a fixed kernel also exports to ONNX (the
+        # factor between pyramid levels does not depend on the tile size)
+        return F.avg_pool2d(x, (int(x.shape[-2]) // int(size[0]), int(x.shape[-1]) // int(size[1])))
     if x.shape[-2] >= size[0] and x.shape[-1] >= size[1]:
         return F.adaptive_avg_pool2d(x, size)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from jpegfix.models.registry import ModelSpec
+from jpegfix.runtime import TORCH_DTYPES, Accelerated
 
 
 @dataclass
@@ -28,6 +29,14 @@ class Restorer:
     dtype: torch.dtype = torch.float32
     """Autocast dtype: float32 on CPU, bfloat16 (or float16) on GPUs that support it."""
     card: dict[str, Any] = field(default_factory=dict)
+    runner: Accelerated | None = None
+    """Runs ``net`` on tiles (torch or a compiled runtime, :mod:`jpegfix.runtime`); torch in
+    ``dtype`` when not given."""
+
+    def __post_init__(self) -> None:
+        if self.runner is None:
+            precision = {dtype: name for name, dtype in TORCH_DTYPES.items()}[self.dtype]
+            self.runner = Accelerated(self.net, self.device, "torch", precision, name=self.spec.name)
 
     @property
     def size_multiple(self) -> int:
@@ -71,12 +80,22 @@ class Restorer:
     @torch.inference_mode()
     def __call__(self, tile: torch.Tensor, qmaps: torch.Tensor | None, context: Any = None,
                  noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Restore one (1, C, h, w) tile; returns (1, C, h, w) float32 in [0, 1] on the device."""
-        args = [tile.to(self.device)]
+        """Restore (N, C, h, w) tiles (one image's: they share its ``context``); returns
+        (N, C, h, w) float32 in [0, 1] on the device. This is the one place the engine runs
+        a network on pixels."""
+        args = [self._to_device(tile)]
         if self.needs_tables:
-            args.append(qmaps.to(self.device))
+            args.append(self._to_device(qmaps))
         if self.samples:
-            args.append(noise.to(self.device))
-        with self._autocast():
-            out = self.net(*args, context) if context is not None else self.net(*args)
-        return out.float().clamp_(0, 1)
+            args.append(self._to_device(noise))
+        if context is not None:
+            args.append(context.expand(tile.shape[0], *context.shape[1:]))
+        out = self.runner(*args)
+        return out.to(self.device).float().clamp_(0, 1)
+
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Pinned host memory and an asynchronous copy on CUDA (the copy overlaps the GPU's
+        work on the previous batch); a no-op on the CPU."""
+        if self.device.type != "cuda":
+            return tensor
+        return tensor.pin_memory().to(self.device, non_blocking=True)

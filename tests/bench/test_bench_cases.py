@@ -158,7 +158,7 @@ def test_the_default_row_scores_what_restore_picks_per_image(tmp_path, monkeypat
     from jpegfix.bench.rows import EngineDefault
 
     loaded = []
-    monkeypatch.setattr(engine, "load_restorer", lambda name, device="auto": loaded.append(name) or tiny_restorer(name))
+    monkeypatch.setattr(engine, "load_restorer", lambda name, device="auto", **runtime: loaded.append(name) or tiny_restorer(name))
     dataset = resolve_dataset(str(make_folder(tmp_path / "set", 2, 3)))
     result = run_benchmark([dataset], [("default", EngineDefault())],
                            BenchSettings(qualities=(None, 30, 100)))

@@ -52,7 +52,7 @@ def test_jpegfix_models_are_rows(tiny_set, no_peers, monkeypatch):
     import jpegfix.engine as engine
     from conftest import tiny_restorer
 
-    monkeypatch.setattr(engine, "load_restorer", lambda name, device: tiny_restorer(name))
+    monkeypatch.setattr(engine, "load_restorer", lambda name, device, **runtime: tiny_restorer(name))
     result = runner.invoke(app, ["bench", "-d", str(tiny_set), "--qf", "30", "-m", "qgcn-color-s,qgcn-gray-s",
                                  "--peers-dir", no_peers, "--json", "--quiet"])
     assert result.exit_code == 0, result.output
@@ -123,7 +123,7 @@ def test_clean_and_resized_inputs_score_harm_and_change(tiny_set, no_peers, monk
     import jpegfix.engine as engine
     from conftest import tiny_restorer
 
-    monkeypatch.setattr(engine, "load_restorer", lambda name, device: tiny_restorer(name))
+    monkeypatch.setattr(engine, "load_restorer", lambda name, device, **runtime: tiny_restorer(name))
     result = runner.invoke(app, ["bench", "-d", str(tiny_set), "--qf", "none,95,100", "--resize", "0.75",
                                  "-m", "cqr-color-s,qgcn-color-s", "--peers-dir", no_peers, "--json", "--quiet"])
     assert result.exit_code == 0, result.output

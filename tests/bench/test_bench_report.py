@@ -109,7 +109,7 @@ def test_markdown_tables_sources_and_speed():
     assert "### live1_gray: Y (BT.601 luma), 2 images, grey JPEG" in text
     assert "| model | QF10 | QF20 |" in text and "| jpeg | 28.50 / 0.8000 / 26.50 |" in text
     assert "`qgcn-t3`: Li et al." in text and "*qgcn (paper: qgcn-t3)*" in text
-    assert "### Speed" in text and "| model | cpu | 64x48 | 0.200 |" in text
+    assert "### Speed" in text and "| model | cpu torch fp32 | 64x48 | 0.200 |" in text
 
 
 def test_plot_writes_a_png_with_quality_and_speed_panels(tmp_path):

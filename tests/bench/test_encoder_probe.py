@@ -49,7 +49,7 @@ def test_probe_on_real_crops_keeps_references_and_queries_apart(photo):
 def test_probe_encoder_command(tmp_path, photo, monkeypatch):
     import jpegfix.engine as engine
 
-    monkeypatch.setattr(engine, "load_restorer", lambda name, device: tiny_restorer(name))
+    monkeypatch.setattr(engine, "load_restorer", lambda name, device, **runtime: tiny_restorer(name))
     for i in range(2):
         Image.fromarray(photo[i * 100 : i * 100 + 64, :96]).save(tmp_path / f"{i}.png")
     runner = CliRunner()

@@ -46,9 +46,11 @@ def error_lines(stderr: str) -> list[str]:
 
 
 def assert_one_line_errors(stderr: str, count: int | None = None) -> None:
-    """Every message on stderr is an ``error NAME: reason`` line; nothing raw leaks."""
+    """Every message on stderr is an ``error NAME: reason`` line (or the one ``note:`` of a
+    model compiled for the first time); nothing raw leaks."""
     assert "Traceback" not in stderr and "Warning" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("restoring")]
+    lines = [line for line in stderr.splitlines()
+             if line.strip() and not line.startswith(("restoring", "note: compiled "))]
     assert all(line.startswith("error ") for line in lines), stderr
     if count is not None:
         assert len(lines) == count, stderr
