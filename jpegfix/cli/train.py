@@ -28,6 +28,8 @@ def train_command(
     init: Annotated[Optional[str], typer.Option("--init", help="Start from this model's shipped weights (when the run folder has no checkpoint).")] = None,
     device: DeviceOpt = "auto",
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="bf16 autocast on GPUs and on CPUs with AMX / AVX-512 BF16.")] = True,
+    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="Channels-last tensors (default: where bf16 autocast runs).")] = None,
 ) -> None:
     """Train a method with its full recipe (all stages, in order, resumable)."""
     import torch
@@ -50,7 +52,7 @@ def train_command(
     command = "jpegfix " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
         state = train(recipe, out, device=device, resume=resume, val_every=val_every,
-                      checkpoint_every=checkpoint_every, stage=stage, init=init, command=command,
+                      checkpoint_every=checkpoint_every, amp=amp, channels_last=channels_last, stage=stage, init=init, command=command,
                       on_progress=report)
         report.close()
         if export:
