@@ -134,6 +134,12 @@ def is_complete_output(path: Path) -> bool:
         return False
 
 
+PNG_LEVEL = 4
+"""zlib level of PNG outputs. On a restored 12 MP photo level 6 (zlib's default) took 3.1 s
+to encode, a third of the whole restore with a compiled runtime, for a file 3.5% smaller than
+level 4's (1.1 s); level 1 took 0.7 s for 19% more bytes."""
+
+
 def _pillow_image(pixels: np.ndarray) -> Image.Image:
     modes = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
     return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels, modes[pixels.shape[2]])
@@ -152,7 +158,7 @@ def _png(pixels: np.ndarray, source: DecodedImage, _quality: int) -> bytes:
     if source.xmp:
         text.add_itxt("XML:com.adobe.xmp", source.xmp.decode("utf-8", "replace"), zip=False)
     return _saved(_pillow_image(pixels), "PNG", icc_profile=source.icc_profile, exif=source.exif,
-                  dpi=source.dpi, pnginfo=text)
+                  dpi=source.dpi, pnginfo=text, compress_level=PNG_LEVEL)
 
 
 def _tiff(pixels: np.ndarray, source: DecodedImage, _quality: int) -> bytes:
@@ -217,6 +223,6 @@ def encode_png16(
         body.append(_chunk(b"pHYs", struct.pack(">IIB", metres[0], metres[1], 1)))
     if xmp:
         body.append(_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp))
-    body.append(_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)))
+    body.append(_chunk(b"IDAT", zlib.compress(raw.tobytes(), PNG_LEVEL)))
     body.append(_chunk(b"IEND", b""))
     return b"\x89PNG\r\n\x1a\n" + b"".join(body)
