@@ -35,7 +35,7 @@ from PIL import Image, UnidentifiedImageError
 
 from jpegfix.errors import InputError, InvalidTablesError
 from jpegfix.limits import check_memory
-from jpegfix.markers import JpegHeader, png_problem, read_header
+from jpegfix.markers import RAW_PROFILE_IPTC, JpegHeader, iptc_from_raw_profile, png_problem, read_header
 from jpegfix.paths import special_kind
 
 DEFAULT_MAX_PIXELS = 150_000_000
@@ -428,8 +428,11 @@ def _xmp(info: dict) -> bytes | None:
 
 
 def _iptc(image: Image.Image) -> bytes | None:
-    """IPTC-NAA records: a JPEG's Photoshop resource 0x0404 or a TIFF's tag 33723."""
+    """IPTC-NAA records: a JPEG's Photoshop resource 0x0404, a TIFF's tag 33723 or a PNG's
+    "Raw profile type iptc" text chunk (:func:`jpegfix.markers.iptc_from_raw_profile`)."""
     iptc = (image.info.get("photoshop") or {}).get(0x0404)
+    if iptc is None and isinstance(image.info.get(RAW_PROFILE_IPTC), str):
+        iptc = iptc_from_raw_profile(image.info[RAW_PROFILE_IPTC])
     tags = getattr(image, "tag_v2", None)
     if iptc is None and tags is not None and 33723 in tags:
         # Photoshop declares the tag LONG; its raw bytes are the records (as Pillow's getiptcinfo reads them)

@@ -272,3 +272,30 @@ def png_problem(data: bytes) -> str | None:
         return None
     return (f"declares {width}x{height} pixels but holds {coded:,} bytes of image data, fewer than the "
             f"{needed:,} any complete file of that size needs (truncated, or a decompression bomb)")
+
+
+# -- IPTC in PNG ----------------------------------------------------------------------------
+
+RAW_PROFILE_IPTC = "Raw profile type iptc"
+"""PNG has no chunk for IPTC-NAA records; ImageMagick's convention, which exiftool and exiv2
+read and write, is a text chunk of this keyword holding the records in hex."""
+
+
+def iptc_raw_profile(iptc: bytes) -> str:
+    """``iptc`` as the text of a "Raw profile type iptc" chunk: a newline, the profile name,
+    the byte count right-aligned in 8 columns, then the bytes in hex, 36 to a line."""
+    text = iptc.hex()
+    lines = [text[i : i + 72] for i in range(0, len(text), 72)]
+    return "\niptc\n" + f"{len(iptc):8d}\n" + "\n".join(lines) + "\n"
+
+
+def iptc_from_raw_profile(text: str) -> bytes | None:
+    """The records of a "Raw profile type iptc" chunk's text, or None when it is malformed."""
+    parts = text.strip().split(None, 2)
+    if len(parts) < 3 or not parts[1].isdigit():
+        return None
+    try:
+        data = bytes.fromhex("".join(parts[2].split()))
+    except ValueError:
+        return None
+    return data[: int(parts[1])] or None

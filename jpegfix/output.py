@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from jpegfix.jpeg import DecodedImage, open_regular_file, unit_float
+from jpegfix.markers import RAW_PROFILE_IPTC, iptc_raw_profile
 from jpegfix.writer import write_exclusive
 
 FORMATS = ("png", "tiff", "webp", "jpeg")
@@ -153,10 +154,12 @@ def _saved(image: Image.Image, file_format: str, **options) -> bytes:
 
 def _png(pixels: np.ndarray, source: DecodedImage, _quality: int) -> bytes:
     if pixels.dtype == np.uint16:
-        return encode_png16(pixels, source.icc_profile, source.exif, xmp=source.xmp, dpi=source.dpi)
+        return encode_png16(pixels, source.icc_profile, source.exif, xmp=source.xmp, iptc=source.iptc, dpi=source.dpi)
     text = PngImagePlugin.PngInfo()
     if source.xmp:
         text.add_itxt("XML:com.adobe.xmp", source.xmp.decode("utf-8", "replace"), zip=False)
+    if source.iptc:
+        text.add_text(RAW_PROFILE_IPTC, iptc_raw_profile(source.iptc), zip=True)
     return _saved(_pillow_image(pixels), "PNG", icc_profile=source.icc_profile, exif=source.exif,
                   dpi=source.dpi, pnginfo=text, compress_level=PNG_LEVEL)
 
@@ -200,7 +203,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 def encode_png16(
     pixels: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None, *,
-    xmp: bytes | None = None, dpi: tuple[float, float] | None = None,
+    xmp: bytes | None = None, iptc: bytes | None = None, dpi: tuple[float, float] | None = None,
 ) -> bytes:
     """A 16-bit PNG of (H, W, C) uint16 pixels (C = 1..4). Pillow cannot write 16-bit colour PNGs.
     Rows use the Sub filter: 14% smaller than unfiltered on a restored photo (coffee, 1.22
@@ -223,6 +226,9 @@ def encode_png16(
         body.append(_chunk(b"pHYs", struct.pack(">IIB", metres[0], metres[1], 1)))
     if xmp:
         body.append(_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp))
+    if iptc:  # zTXt: keyword, NUL, compression method 0 (deflate), the compressed text
+        profile = zlib.compress(iptc_raw_profile(iptc).encode("latin-1"))
+        body.append(_chunk(b"zTXt", RAW_PROFILE_IPTC.encode("latin-1") + b"\x00\x00" + profile))
     body.append(_chunk(b"IDAT", zlib.compress(raw.tobytes(), PNG_LEVEL)))
     body.append(_chunk(b"IEND", b""))
     return b"\x89PNG\r\n\x1a\n" + b"".join(body)

@@ -54,7 +54,7 @@ def tagged_jpeg(tmp_path, photo):
 
 CASES = [("png", 8, "PNG"), ("png", 16, "PNG"), ("tif", 8, "TIFF"), ("tif", 16, "TIFF"), ("webp", 8, "WEBP"),
          ("jpg", 8, "JPEG")]
-HOLDS_IPTC = {"TIFF", "JPEG"}
+HOLDS_IPTC = {"PNG", "TIFF", "JPEG"}  # PNG: the "Raw profile type iptc" text chunk
 HOLDS_DPI = {"PNG", "TIFF", "JPEG"}
 
 
@@ -178,3 +178,13 @@ def test_iptc_that_photoshop_declares_long_is_read_as_its_bytes(tmp_path):
     tifffile.imwrite(tmp_path / "ps.tif", np.zeros((8, 8, 3), np.uint8), photometric="rgb",
                      extratags=[(33723, "I", len(longs), longs, True)])
     assert read_image(tmp_path / "ps.tif").iptc == records
+
+
+def test_png_iptc_profile_is_the_hex_layout_other_tools_read():
+    from jpegfix.markers import iptc_from_raw_profile, iptc_raw_profile
+
+    records = IPTC * 5  # 80 bytes: three hex lines
+    text = iptc_raw_profile(records)
+    assert text.startswith("\niptc\n      80\n") and max(map(len, text.split("\n"))) == 72
+    assert iptc_from_raw_profile(text) == records
+    assert iptc_from_raw_profile("\niptc\n  12\nnot hex\n") is None
