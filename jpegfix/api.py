@@ -101,18 +101,21 @@ def load(model: str | None = None, *, device: str = "auto", backend: str = "auto
     return ImageRestorer(model, device=device, backend=backend, precision=precision)
 
 
-def restore(image: ImageLike, *, model: str | None = None, quality: int | None = None, device: str = "auto") -> Any:
+def restore(image: ImageLike, *, model: str | None = None, quality: int | None = None, device: str = "auto",
+            backend: str = "auto", precision: str = "auto") -> Any:
     """Remove JPEG artifacts from ``image``; returns the same kind of image.
 
     ``image``: a path (returns a Pillow image, upright, with the file's ICC profile and EXIF
-    in ``info``), the bytes of an image file (returns PNG bytes with that metadata), a Pillow
+    in ``info``), the bytes of an image file (returns the bytes of the file ``jpegfix restore`` would write:
+    a PNG, or a TIFF or 16-bit PNG where one came in, with all the file's metadata), a Pillow
     image (returns a Pillow image of the same size, orientation and ``info``) or a uint8
     numpy array of shape (H, W) or (H, W, 1) grey, (H, W, 2) grey + alpha, (H, W, 3) RGB or
     (H, W, 4) RGBA (returns the same shape). Alpha is passed through untouched.
 
-    For many images, :func:`load` the model once and call its ``restore``.
+    For many images, :func:`load` the model once and call its ``restore``; ``backend`` and
+    ``precision`` are :func:`load`'s.
     """
-    return load(model, device=device).restore(image, quality=quality)
+    return load(model, device=device, backend=backend, precision=precision).restore(image, quality=quality)
 
 
 # -- kinds of images in and out ----------------------------------------------------------------
@@ -130,7 +133,7 @@ def _decode(image: Any) -> tuple[DecodedImage, Any]:
         return decoded, lambda restored: _upright_pillow(restored, decoded)
     if isinstance(image, (bytes, bytearray, memoryview)):
         decoded = jpeg.read_bytes(bytes(image))
-        return decoded, lambda restored: _png_bytes(_upright_pillow(restored, decoded))
+        return decoded, lambda restored: _file_bytes(restored, decoded)
     if isinstance(image, Image.Image):
         decoded = jpeg.from_pillow(image)
         return decoded, lambda restored: _pillow(restored, decoded.alpha, image.info)
@@ -194,10 +197,10 @@ def _upright_pillow(restored: np.ndarray, decoded: DecodedImage) -> Image.Image:
     return _pillow(upright(restored, decoded.orientation), alpha, info)
 
 
-def _png_bytes(image: Image.Image) -> bytes:
-    import io
+def _file_bytes(restored: np.ndarray, decoded: DecodedImage) -> bytes:
+    """What ``jpegfix restore --format auto`` would write for these bytes: a PNG or TIFF stays
+    one (at its own depth), anything else becomes a PNG; upright, alpha and metadata kept."""
+    from jpegfix.output import choose_format, encode_image
 
-    buffer = io.BytesIO()
-    options = {key: image.info[key] for key in ("icc_profile", "exif") if image.info.get(key)}
-    image.save(buffer, format="PNG", **options)
-    return buffer.getvalue()
+    kind = choose_format("auto", decoded.format, decoded.format in ("PNG", "TIFF"), None)
+    return encode_image(restored, decoded, kind)

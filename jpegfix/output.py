@@ -97,21 +97,30 @@ def write_image(
         TargetExistsError: ``path`` exists and ``overwrite`` is False.
         OSError: the file could not be written (nothing is left behind).
     """
-    kind = format_of(path)
+    data = encode_image(restored, source, format_of(path), bits, jpeg_quality=jpeg_quality)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(temporary: Path) -> None:
+        temporary.write_bytes(data)
+        if source.mtime is not None:
+            os.utime(temporary, (source.mtime, source.mtime))
+
+    write_exclusive(path, write, overwrite=overwrite)
+
+
+def encode_image(restored: np.ndarray, source: DecodedImage, kind: str, bits: int | None = None, *,
+                 jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
+    """The file bytes of (H, W, C) float ``restored`` in [0, 1] as format ``kind`` (one of
+    :data:`FORMATS`): upright, the source's alpha put back, its metadata carried; ``bits``
+    None keeps the source's depth where ``kind`` holds it. What :func:`write_image` writes
+    and what the Python API returns for bytes."""
     bits = 8 if kind in EIGHT_BIT_ONLY else (bits or source.bits)
     pixels = quantize(restored, bits)
     if source.alpha is not None and kind != "jpeg":
         pixels = np.concatenate([pixels, quantize(unit_float(source.alpha[..., None]), bits)], axis=2)
     pixels = upright(pixels, source.orientation)
-    path.parent.mkdir(parents=True, exist_ok=True)
     encode = {"png": _png, "tiff": _tiff, "webp": _webp, "jpeg": _jpeg}[kind]
-
-    def write(temporary: Path) -> None:
-        temporary.write_bytes(encode(pixels, source, jpeg_quality))
-        if source.mtime is not None:
-            os.utime(temporary, (source.mtime, source.mtime))
-
-    write_exclusive(path, write, overwrite=overwrite)
+    return encode(pixels, source, jpeg_quality)
 
 
 def is_complete_output(path: Path) -> bool:

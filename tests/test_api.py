@@ -72,6 +72,21 @@ def test_bytes_give_png_bytes(jpeg, tiny_models):
     assert tiny_models == ["qgcn-color-s"]
 
 
+def test_bytes_come_back_as_the_cli_writes_them_with_all_metadata(photo, tiny_models):
+    from jpegfix.jpeg import read_bytes
+    from jpegfix.output import encode_png16
+
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><dc:creator>Ann</dc:creator></x:xmpmeta>'
+    buffer = io.BytesIO()
+    Image.fromarray(photo[:48, :64]).save(buffer, "JPEG", quality=20, xmp=xmp, dpi=(300, 300))
+    back = read_bytes(jpegfix.restore(buffer.getvalue()))
+    assert back.format == "PNG" and back.xmp == xmp and back.dpi == (300.0, 300.0)
+
+    deep = encode_png16(photo[:48, :64].astype(np.uint16) * 257)  # a 16-bit PNG stays one
+    back = read_bytes(jpegfix.restore(deep))
+    assert back.format == "PNG" and back.bits == 16 and back.pixels.shape == (48, 64, 3)
+
+
 def test_a_pil_image_opened_from_a_jpeg_keeps_its_tables(jpeg, tiny_models):
     """The same pixels and tables as the file: the same result as restoring the bytes."""
     image = Image.open(io.BytesIO(jpeg))
