@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import jpegfix
+from jpegfix.engine import DEFAULT_TABLE_MODELS
 from jpegfix.errors import InputError, MissingWeightsError
 
 from conftest import REPO, jpeg_bytes, save_jpeg, tiny_restorer
@@ -61,7 +62,7 @@ def test_a_path_gives_an_upright_pil_image_with_its_metadata(tmp_path, photo, ti
     exif = Image.Exif()
     exif.load(restored.info["exif"])
     assert restored.info["icc_profile"] == b"icc-bytes" and exif[0x0112] == 1
-    assert tiny_models == ["qgcn-color-s"]  # the file's tables went to the table-guided model
+    assert tiny_models == [DEFAULT_TABLE_MODELS[3]]  # the file's tables went to the table-guided model
 
 
 def test_bytes_give_png_bytes(jpeg, tiny_models):
@@ -69,7 +70,7 @@ def test_bytes_give_png_bytes(jpeg, tiny_models):
     assert isinstance(restored, bytes) and restored.startswith(b"\x89PNG")
     with Image.open(io.BytesIO(restored)) as image:
         assert image.size == (64, 48)
-    assert tiny_models == ["qgcn-color-s"]
+    assert tiny_models == [DEFAULT_TABLE_MODELS[3]]
 
 
 def test_bytes_come_back_as_the_cli_writes_them_with_all_metadata(photo, tiny_models):
@@ -94,7 +95,7 @@ def test_a_pil_image_opened_from_a_jpeg_keeps_its_tables(jpeg, tiny_models):
     assert isinstance(restored, Image.Image) and restored.size == image.size and restored.mode == "RGB"
     with Image.open(io.BytesIO(jpegfix.restore(jpeg))) as from_bytes:
         assert np.array_equal(np.asarray(restored), np.asarray(from_bytes))
-    assert tiny_models == ["qgcn-color-s", "qgcn-color-s"]
+    assert tiny_models == [DEFAULT_TABLE_MODELS[3], DEFAULT_TABLE_MODELS[3]]
 
 
 def test_a_pil_image_without_jpeg_history_comes_back_as_it_was_unless_a_blind_model_is_asked(photo, tiny_models):
@@ -132,7 +133,7 @@ def test_alpha_is_passed_through_untouched(photo, colours, tiny_models):
 def test_quality_steers_table_guided_models_and_is_refused_by_blind_ones(photo, tiny_models):
     pixels = photo[:32, :48]
     assert jpegfix.restore(pixels, quality=20).shape == pixels.shape
-    assert tiny_models == ["qgcn-color-s"]
+    assert tiny_models == [DEFAULT_TABLE_MODELS[3]]
     with pytest.raises(InputError, match="blind model"):
         jpegfix.restore(pixels, model="cqr", quality=20)
     with pytest.raises(ValueError, match="1 to 100"):

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from jpegfix import __version__
 from jpegfix.cli.app import app
-from jpegfix.engine import DEFAULT_BLIND_MODELS
+from jpegfix.engine import DEFAULT_BLIND_MODELS, DEFAULT_TABLE_MODELS
 
 from conftest import save_jpeg, tiny_restorer
 
@@ -44,7 +44,7 @@ def test_restore_batch_reports_each_bad_file_and_exits_1(tmp_path, photo, grey_p
     assert "left as decoded" in records["plain.png"]["reason"]
     with Image.open(tmp_path / "out" / "plain.png") as passed:
         assert np.array_equal(np.asarray(passed), photo[:32, :32])
-    assert records["grey.jpg"]["model"] == "qgcn-gray-s"
+    assert records["grey.jpg"]["model"] == DEFAULT_TABLE_MODELS[1]
     with Image.open(tmp_path / "out" / "grey.png") as grey:
         assert grey.mode == "L" and grey.size == (40, 48)
 
@@ -117,7 +117,7 @@ def test_skip_clean_passes_clean_images_through(tmp_path, photo, tiny_models):
         np.testing.assert_array_equal(np.asarray(out), np.asarray(source))  # decoded pixels, losslessly
     # Judged from the pixels: a re-saved quality-96 file hides a quality-20 compression.
     assert records["resaved.jpg"]["status"] == "ok" and "earlier compression at quality 20" in records["resaved.jpg"]["reason"]
-    assert records["coarse.png"]["status"] == "ok" and records["coarse.png"]["model"] == "qgcn-color-s"
+    assert records["coarse.png"]["status"] == "ok" and records["coarse.png"]["model"] == DEFAULT_TABLE_MODELS[3]
     # A lower threshold lets a quality-30 image through as well.
     result = runner.invoke(app, ["restore", str(tmp_path / "coarse.png"), "-o", str(tmp_path / "out2"),
                                  "--skip-clean", "--clean-quality", "25"])

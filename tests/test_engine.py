@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from jpegfix.batch import RestoreOptions, plan_jobs, restore_files
-from jpegfix.engine import DEFAULT_BLIND_MODELS, choose_model, restore_pixels
+from jpegfix.engine import DEFAULT_BLIND_MODELS, DEFAULT_TABLE_MODELS, choose_model, restore_pixels
 from jpegfix.errors import InputError
 from jpegfix.jpeg import read_image
 from jpegfix.qmaps import ijg_components
@@ -57,9 +57,9 @@ def test_channel_mismatch_is_an_input_error(photo):
 
 def test_model_choice(tmp_path, photo, grey_photo):
     jpeg = read_image(save_jpeg(tmp_path / "a.jpg", photo[:32, :32], quality=30))
-    assert choose_model(jpeg, RestoreOptions())[0] == "qgcn-color-s"
+    assert choose_model(jpeg, RestoreOptions())[0] == DEFAULT_TABLE_MODELS[3]
     grey = read_image(save_jpeg(tmp_path / "g.jpg", grey_photo[:32, :32], quality=30))
-    assert choose_model(grey, RestoreOptions())[0] == "qgcn-gray-s"
+    assert choose_model(grey, RestoreOptions())[0] == DEFAULT_TABLE_MODELS[1]
     name, components, reason = choose_model(jpeg, RestoreOptions(quality=50))
     assert components[0].table[0, 0] == 16 and "--quality 50" in reason
 
@@ -75,7 +75,7 @@ def zeroed_table_jpeg(path, pixels):
 def test_routing_tables_to_qgcn_and_no_tables_to_the_blind_model(tmp_path, photo, grey_photo):
     jpeg = read_image(save_jpeg(tmp_path / "a.jpg", photo[:32, :32], quality=30))
     name, components, reason = choose_model(jpeg, RestoreOptions())
-    assert name == "qgcn-color-s" and components is not None and reason.startswith("table-guided default")
+    assert name == DEFAULT_TABLE_MODELS[3] and components is not None and reason.startswith("table-guided default")
 
     # Pixels without tables and without JPEG history (never compressed here): left as decoded
     # by default, restored blind when a blind model is asked for.
@@ -97,7 +97,7 @@ def test_routing_tables_to_qgcn_and_no_tables_to_the_blind_model(tmp_path, photo
     assert (name, components) == (DEFAULT_BLIND_MODELS[3], None) and "zero entry" in reason
 
     # --quality gives a PNG tables, so it goes to QGCN; --model overrides either way.
-    assert choose_model(read_image(tmp_path / "a.png"), RestoreOptions(quality=20))[0] == "qgcn-color-s"
+    assert choose_model(read_image(tmp_path / "a.png"), RestoreOptions(quality=20))[0] == DEFAULT_TABLE_MODELS[3]
     name, components, reason = choose_model(jpeg, RestoreOptions(model="contrastive-color-s"))
     assert (name, components, reason) == ("contrastive-color-s", None, "--model, blind model (tables not used)")
     with pytest.raises(InputError, match=f"--quality Q .* or use --model {DEFAULT_BLIND_MODELS[3]}"):
@@ -116,7 +116,7 @@ def test_batch_restores_jpegs_with_tables_and_passes_clean_pngs_through(tmp_path
     jobs, _ = plan_jobs([str(tmp_path)], tmp_path / "out")
     results = {r.source.split("/")[-1]: r for r in restore_files(jobs, RestoreOptions())}
     assert {k: (r.status, r.model) for k, r in results.items()} == {
-        "a.jpg": ("ok", "qgcn-color-s"), "b.png": ("clean", None), "c.jpg": ("ok", DEFAULT_BLIND_MODELS[3])}
+        "a.jpg": ("ok", DEFAULT_TABLE_MODELS[3]), "b.png": ("clean", None), "c.jpg": ("ok", DEFAULT_BLIND_MODELS[3])}
     with Image.open(tmp_path / "out" / "b.png") as out:
         assert np.array_equal(np.asarray(out), photo[:40, :56])
 
@@ -195,7 +195,7 @@ def test_png_copy_of_a_jpeg_goes_to_qgcn_with_recovered_tables(tmp_path, photo):
 
     Image.fromarray(jpeg_roundtrip(photo[:192, :256], 30)[3:, 5:]).save(tmp_path / "copy.png")
     name, components, reason = choose_model(read_image(tmp_path / "copy.png"), RestoreOptions())
-    assert name == "qgcn-color-s" and components[0].origin == (3, 5)
+    assert name == DEFAULT_TABLE_MODELS[3] and components[0].origin == (3, 5)
     assert (components[0].table == ijg_components(30, 3)[0].table).all()
     assert reason.startswith("table-guided default, tables recovered from pixels (grid offset 3, 5; confidence")
     # A forced blind model does not look for tables; a clean photo is left as decoded.
@@ -209,7 +209,7 @@ def test_jpeg_with_an_earlier_compression_is_restored_with_the_earlier_tables(tm
 
     source = save_jpeg(tmp_path / "twice.jpg", jpeg_roundtrip(photo[:192, :256], 20), quality=90)
     name, components, reason = choose_model(read_image(source), RestoreOptions())
-    assert name == "qgcn-color-s" and (components[0].table == ijg_components(20, 3)[0].table).all()
+    assert name == DEFAULT_TABLE_MODELS[3] and (components[0].table == ijg_components(20, 3)[0].table).all()
     assert "earlier compression at quality 20 found under the file's quality-90 tables" in reason
     once = save_jpeg(tmp_path / "once.jpg", photo[:192, :256], quality=90)
     assert choose_model(read_image(once), RestoreOptions())[2] == "table-guided default, JPEG quantization tables from the file"
