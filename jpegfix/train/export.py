@@ -68,7 +68,7 @@ def _card(recipe, spec, state: RunState, name: str, command: str, curve: list[di
         "cpu_time_s": round(state.cpu_seconds, 1),
         "history": [{**record, "command": _by_name(record.get("command", ""), recipe)} for record in state.history],
         **({"init": state.init} if state.init else {}),
-        "device": _device_name(),
+        "device": _device_name(state.history),
         "torch_version": torch.__version__,
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "validation": {k: v for k, v in final.items() if k not in ("stage", "step", "seconds", "cpu_seconds")},
@@ -84,7 +84,25 @@ def _by_name(command: str, recipe) -> str:
     return command
 
 
-def _device_name() -> str:
+def _device_name(history: list[dict]) -> str:
+    """The machine the run trained on (this one: runs resume where they started), with the
+    threads and bf16 autocast of its invocations."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    from jpegfix.runtime import native_bf16
+
+    threads = sorted({record.get("threads") for record in history if record.get("threads")}) or [torch.get_num_threads()]
+    autocast = any(record.get("bf16_autocast") for record in history)
+    return (f"CPU: {_cpu_model()}{' with AMX / AVX-512 BF16' if native_bf16() else ''}, "
+            f"{'/'.join(map(str, threads))} thread(s){', bf16 autocast' if autocast else ''}")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
