@@ -29,7 +29,7 @@ from jpegfix.runtime import TORCH_DTYPES, Accelerated, pick_precision
 from jpegfix.tiling import GRID, run_tiled
 from jpegfix.weights import load_model
 
-DEFAULT_TABLE_MODELS = {3: "qgcn-color-s", 1: "qgcn-gray-s"}
+DEFAULT_TABLE_MODELS = {3: "qgcn-unet-color-s", 1: "qgcn-unet-gray-s"}
 """Default models for images whose quantization tables are known (JPEG files, or --quality)."""
 DEFAULT_BLIND_MODELS = {3: "cqr-color-s", 1: "contrastive-gray-s"}
 """Default models for images without usable tables (PNG, WebP, TIFF, invalid JPEG tables):

@@ -164,8 +164,7 @@ def test_the_default_row_scores_what_restore_picks_per_image(tmp_path, monkeypat
                            BenchSettings(qualities=(None, 30, 100)))
     run = result.datasets[0]
     assert run.failures == [] and len([s for s in run.scores if s.model == "default"]) == 6
-    assert "qgcn-color-s" in loaded  # JPEGs: the table-guided default, loaded once and reused
-    assert loaded.count("qgcn-color-s") == 1
+    assert loaded.count(engine.DEFAULT_TABLE_MODELS[3]) == 1  # JPEGs: the table-guided default, loaded once
     q100 = [s for s in run.scores if s.model == "default" and s.quality == 100]
     assert all(s.psnr_input == float("inf") or s.psnr_input > 99 for s in q100)  # q100 is left as decoded
 
