@@ -26,15 +26,6 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def half_dtype(device: torch.device) -> torch.dtype:
-    """Inference precision: bfloat16 on GPUs that have it, float16 on other GPUs and MPS, float32 on CPU."""
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return torch.float32
-
-
 def _available(name: str) -> torch.device:
     try:
         device = torch.device(name)

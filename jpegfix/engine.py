@@ -21,6 +21,7 @@ from jpegfix.devices import pick_device
 from jpegfix.errors import InputError
 from jpegfix.jpeg import ComponentTable, DecodedImage, unit_float
 from jpegfix.models import MODELS
+from jpegfix.models.registry import ModelSpec
 from jpegfix.models.restorer import Restorer
 from jpegfix.output import quantize
 from jpegfix.qmaps import build_qmaps, ijg_components
@@ -74,11 +75,19 @@ def load_restorer(name: str, device: str = "auto", *, download: bool = True, fol
     spec = MODELS.get(name)
     check_restorer(spec)
     net, card = load_model(spec, download=download, folder=folder)
+    return runtime_restorer(spec, net, device, backend=backend, precision=precision, bits=bits, card=card)
+
+
+def runtime_restorer(spec: ModelSpec, net: torch.nn.Module, device: str = "auto", *, backend: str = "auto",
+                     precision: str = "auto", bits: int = 8, card: dict | None = None) -> Restorer:
+    """``net`` (model ``spec``'s network) on ``device`` behind the Restorer contract, run by
+    ``backend`` in ``precision`` (:mod:`jpegfix.runtime`); the choice and its reasons are in
+    ``runner.choice``."""
     target = pick_device(device)
     chosen, why = pick_precision(precision, target, bits)
-    runner = Accelerated(net.to(target), target, backend, chosen, name=name)
+    runner = Accelerated(net.to(target), target, backend, chosen, name=spec.name)
     runner.choice.reason += f"; {chosen}: {why}"
-    return Restorer(spec=spec, net=net, device=target, dtype=TORCH_DTYPES[chosen], card=card, runner=runner)
+    return Restorer(spec=spec, net=net, device=target, dtype=TORCH_DTYPES[chosen], card=card or {}, runner=runner)
 
 
 # -- one image in memory ---------------------------------------------------------------

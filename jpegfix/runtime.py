@@ -19,6 +19,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
+import platform
 import shutil
 import tempfile
 import time
@@ -69,16 +70,26 @@ class Choice:
 # -- choosing ---------------------------------------------------------------------------
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+def _cpuinfo(field: str) -> str:
+    """The first ``field`` line's value in /proc/cpuinfo ("" where there is none)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return ""
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    return set(_cpuinfo("flags").split())
+
+
+def cpu_model() -> str:
+    """The CPU's name, for cards and reports ("Intel(R) Xeon(R) Processor")."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def native_bf16(flags: set[str] | None = None) -> bool:

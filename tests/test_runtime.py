@@ -164,3 +164,9 @@ def test_decoding_ahead_changes_nothing_but_the_order_of_work(tmp_path, photo, m
     for i in range(3):
         a, b = (np.asarray(Image.open(tmp_path / f"out{p}" / f"{i}.png")) for p in (False, True))
         assert np.array_equal(a, b)
+
+
+def test_the_cli_offers_exactly_the_runtime_choices():
+    from jpegfix.cli import options
+
+    assert options.BACKEND_CHOICES == runtime.BACKENDS and options.PRECISION_CHOICES == runtime.PRECISIONS

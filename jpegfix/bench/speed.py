@@ -229,16 +229,11 @@ def measure_row(ref: RowRef, device: str, width: int, height: int, repeats: int,
 def untrained_restorer(name: str, device: str, backend: str = "torch", precision: str = "auto") -> Any:
     """Model ``name`` with random weights: the paper-size configurations ship no weights on a
     CPU-only project, yet their cost is what users weigh against the small ones."""
-    from jpegfix.devices import pick_device
+    from jpegfix.engine import runtime_restorer
     from jpegfix.models import MODELS
-    from jpegfix.models.restorer import Restorer
-    from jpegfix.runtime import TORCH_DTYPES, Accelerated, pick_precision
 
-    spec, target = MODELS.get(name), pick_device(device)
-    net = spec.build().eval().to(target)
-    chosen = pick_precision(precision, target)[0]
-    return Restorer(spec=spec, net=net, device=target, dtype=TORCH_DTYPES[chosen],
-                    runner=Accelerated(net, target, backend, chosen, name=name))
+    spec = MODELS.get(name)
+    return runtime_restorer(spec, spec.build().eval(), device, backend=backend, precision=precision)
 
 
 def measure_rows(refs: list[RowRef], device: str, width: int, height: int, *, repeats: int = 3, warmup: int = 1,

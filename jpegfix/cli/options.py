@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 import typer
 
 
-
 def _check_device(value: str) -> str:
     """Refuse an unavailable device while parsing (usage error, exit 2), before any work."""
     if value == "auto":
@@ -28,7 +27,16 @@ ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model na
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 TileOpt = Annotated[int, typer.Option("--tile", help="Tile side in pixels (0: chosen from free memory).")]
+
+# jpegfix.runtime.BACKENDS / PRECISIONS, spelled here because that module imports torch and
+# parsing options must not (tests/test_runtime.py checks that the two agree).
+BACKEND_CHOICES = ("auto", "torch", "openvino", "onnxruntime")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+
+
 def _one_of(*choices: str):
+    """A typer callback that refuses any value but ``choices`` (a usage error, exit 2)."""
+
     def check(value: str) -> str:
         if value not in choices:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
@@ -36,8 +44,8 @@ def _one_of(*choices: str):
     return check
 
 
-BackendOpt = Annotated[str, typer.Option("--backend", callback=_one_of("auto", "torch", "openvino", "onnxruntime"),
+BackendOpt = Annotated[str, typer.Option("--backend", callback=_one_of(*BACKEND_CHOICES),
                                           help="auto (the fastest installed: OpenVINO, then ONNX Runtime, on CPUs; torch on GPUs), torch, openvino or onnxruntime. A compiled runtime exports each model once and caches it.")]
-PrecisionOpt = Annotated[str, typer.Option("--precision", callback=_one_of("auto", "fp32", "bf16", "fp16"),
+PrecisionOpt = Annotated[str, typer.Option("--precision", callback=_one_of(*PRECISION_CHOICES),
                                            help="auto: bf16 on CPUs with AMX or AVX-512 BF16 and on GPUs (fp16 where they lack bf16), fp32 elsewhere and for --bits 16.")]
 ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="CPU threads for the networks (0: all cores).")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -89,20 +88,9 @@ def _device_name(history: list[dict]) -> str:
     threads and bf16 autocast of its invocations."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    from jpegfix.runtime import native_bf16
+    from jpegfix.runtime import cpu_model, native_bf16
 
     threads = sorted({record.get("threads") for record in history if record.get("threads")}) or [torch.get_num_threads()]
     autocast = any(record.get("bf16_autocast") for record in history)
-    return (f"CPU: {_cpu_model()}{' with AMX / AVX-512 BF16' if native_bf16() else ''}, "
+    return (f"CPU: {cpu_model()}{' with AMX / AVX-512 BF16' if native_bf16() else ''}, "
             f"{'/'.join(map(str, threads))} thread(s){', bf16 autocast' if autocast else ''}")
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
