@@ -25,7 +25,7 @@ TINY = {"qgcn": TINY_QGCN, "contrastive": TINY_CONTRASTIVE, "cqr": TINY_CQR, "on
 TINY_GLOBAL = dict(global_widths=(4, 4, 4, 4), global_hidden=16, global_dim=8)
 TINY_QGCN_UNET = dict(widths=(4, 8, 8, 16), down_blocks=(0, 1, 1, 1), up_blocks=(0, 1, 1), **TINY_GLOBAL)
 TINY_QGCN_DCT = dict(width=16, groups=1, blocks=1, refine_width=4, **TINY_GLOBAL)
-TINY_BY_ARCH = {"QGCNUNet": TINY_QGCN_UNET, "QGCNDCT": TINY_QGCN_DCT}
+TINY_BY_ARCH = {"QGCNUNet": TINY_QGCN_UNET, "BlindQGCNUNet": TINY_QGCN_UNET, "QGCNDCT": TINY_QGCN_DCT}
 """Trunks that share a method with other architectures but not their hyperparameters."""
 
 

@@ -71,7 +71,7 @@ class QGCNUNet(nn.Module):
         # Peak inference activations per input pixel: full-resolution features are held for
         # the skip while the decoder's own are built (float32); generous, so auto tiles fit.
         self.bytes_per_pixel = 4 * (channels + 2) * 8 + 48 * widths[0]
-        map_channels = 2 if channels == 3 else 1
+        map_channels = self.map_channels = 2 if channels == 3 else 1
         self.global_branch = GlobalBranch(
             channels=channels, widths=tuple(global_widths), hidden=global_hidden, dim=global_dim,
             size=global_size,
@@ -121,6 +121,44 @@ class QGCNUNet(nn.Module):
         return image + 0.1 * self.tail(F.relu(x))
 
 
+class BlindQGCNUNet(QGCNUNet):
+    """The same network for images whose compression is unknown: a PNG of JPEG origin whose
+    tables could not be read from the pixels, a JPEG resized or cropped after decoding, a
+    clean photo. The map inputs are held at zero, "no quantization", so the table-guided
+    weights start it as a network that leaves the image nearly alone (what it does to a
+    quality-100 file), and the network learns from the pixels how damaged the image is.
+    Trained with :data:`jpegfix.data.BLIND_AFTER_DECODING`.
+
+    The global vector reads full-resolution crops instead of the whole image shrunk to 112
+    pixels: shrinking a large photo averages its 8x8 blocking away, so the vector would say
+    "clean" for a photo whose training patches said "quality 10".
+    """
+
+    crops_per_side = 3
+
+    def global_vector(self, image: torch.Tensor) -> torch.Tensor:
+        """The mean vector of up to 3x3 full-resolution crops spread over ``image`` on the
+        8-pixel grid (padded by edge replication when a side is shorter than a crop)."""
+        size = self.global_branch.size
+        height, width = image.shape[-2:]
+        if height < size or width < size:
+            image = F.pad(image, (0, max(0, size - width), 0, max(0, size - height)), mode="replicate")
+            height, width = image.shape[-2:]
+        tops, lefts = (_grid_starts(side - size, self.crops_per_side) for side in (height, width))
+        crops = torch.cat([image[..., t : t + size, l : l + size] for t in tops for l in lefts])
+        vectors = self.global_branch(crops * 2 - 1)
+        return vectors.view(len(tops) * len(lefts), image.shape[0], -1).mean(dim=0)
+
+    def forward(self, image: torch.Tensor, vector: torch.Tensor | None = None) -> torch.Tensor:
+        unknown = image.new_zeros(image.shape[0], self.map_channels, *image.shape[2:])
+        return super().forward(image, unknown, vector)
+
+
+def _grid_starts(room: int, count: int) -> list[int]:
+    """Up to ``count`` distinct crop starts from 0 to ``room``, on the 8-pixel grid."""
+    return sorted({round(room * i / max(1, count - 1)) // 8 * 8 for i in range(count)})
+
+
 SMALL = dict(widths=(16, 32, 64, 128), down_blocks=(0, 1, 2, 6), up_blocks=(0, 1, 2))
 
 for colour, channels in (("color", 3), ("gray", 1)):
@@ -128,4 +166,10 @@ for colour, channels in (("color", 3), ("gray", 1)):
         name=f"qgcn-unet-{colour}-s", method="qgcn", arch=QGCNUNet,
         arch_args=dict(SMALL, channels=channels), channels=channels, needs_tables=True,
         description=f"QGCN conditioning on a U-Net trunk ({colour}): widths 16-128 at 1/1-1/8",
+    ))
+    MODELS.register(ModelSpec(
+        name=f"qgcn-unet-blind-{colour}-s", method="qgcn", arch=BlindQGCNUNet,
+        arch_args=dict(SMALL, channels=channels), channels=channels, needs_tables=False,
+        description=f"The U-Net trunk and QGCN's global branch without tables ({colour}): blind, "
+                    "trained on clean, resized and off-grid inputs too",
     ))

@@ -20,7 +20,7 @@ from jpegfix.qmaps import build_qmaps, ijg_components, ijg_table, IJG_CHROMA, IJ
 from conftest import TINY_QGCN_DCT, TINY_QGCN_UNET
 
 NAMES = ["qgcn-unet-color-s", "qgcn-unet-gray-s", "qgcn-dct-color-s", "qgcn-dct-gray-s"]
-TINY = {"QGCNUNet": TINY_QGCN_UNET, "QGCNDCT": TINY_QGCN_DCT}
+TINY = {"QGCNUNet": TINY_QGCN_UNET, "BlindQGCNUNet": TINY_QGCN_UNET, "QGCNDCT": TINY_QGCN_DCT}
 
 
 def tiny(name: str, **overrides) -> torch.nn.Module:
@@ -91,6 +91,36 @@ def test_unet_uses_the_maps_and_the_global_vector_at_every_scale():
     assert not torch.allclose(base, other_maps) and not torch.allclose(base, other_vector)
 
 
+@pytest.mark.parametrize("colour", ["color", "gray"])
+def test_blind_unet_takes_the_table_guided_weights_and_no_maps(colour):
+    guided, blind = tiny(f"qgcn-unet-{colour}-s"), tiny(f"qgcn-unet-blind-{colour}-s")
+    wake_outputs(guided)
+    blind.load_state_dict(guided.state_dict())  # --init from the table-guided weights
+    channels = MODELS.get(f"qgcn-unet-{colour}-s").channels
+    image = torch.rand(1, channels, 32, 48)
+    no_quantization = torch.zeros(1, 2 if channels == 3 else 1, 32, 48)
+    with torch.no_grad():
+        vector = blind.global_vector(image)
+        assert torch.allclose(blind(image, vector), guided(image, no_quantization, vector))
+    assert not MODELS.get(f"qgcn-unet-blind-{colour}-s").needs_tables
+
+
+def test_blind_global_vector_reads_full_resolution_crops():
+    net = tiny("qgcn-unet-blind-color-s").eval()
+    size = net.global_branch.size
+    image = torch.rand(2, 3, 300, 200)
+    with torch.no_grad():
+        vector = net.global_vector(image)
+        corner = net.global_branch(image[..., :size, :size] * 2 - 1)
+        small = net.global_vector(image[..., :40, :50])  # padded up to one crop
+    assert vector.shape == (2, 8) and small.shape == (2, 8)
+    # Nine crops, one of them the top-left corner at full resolution, averaged per image.
+    tops, lefts = (sorted({round((side - size) * i / 2) // 8 * 8 for i in range(3)}) for side in (300, 200))
+    crops = [net.global_branch(image[..., t : t + size, l : l + size] * 2 - 1) for t in tops for l in lefts]
+    assert torch.allclose(vector, torch.stack(crops).mean(dim=0), atol=1e-5)
+    assert any(torch.allclose(c, corner) for c in crops)
+
+
 def test_block_dct_layers_match_jpegs_transform_and_invert():
     plane = torch.rand(2, 1, 16, 24) * 255
     coefficients = BlockDCT()(plane - 128)
@@ -128,14 +158,14 @@ def test_dct_correction_is_in_units_of_the_quantization_step(quality):
     assert torch.allclose(change, expected.expand_as(change), atol=1e-3)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES + ["qgcn-unet-blind-color-s"])
 def test_tiled_and_whole_agree_through_the_engine(name, photo):
     spec = MODELS.get(name)
     net = tiny(name).eval()
     wake_outputs(net)
     restorer = Restorer(spec=spec, net=net, device=torch.device("cpu"))
     pixels = photo[:150, :210] if spec.channels == 3 else photo[:150, :210, :1]
-    components = ijg_components(20, spec.channels)
+    components = ijg_components(20, spec.channels) if spec.needs_tables else None
     whole = restore_pixels(restorer, pixels, components, tile=4096)
     tiled = restore_pixels(restorer, pixels, components, tile=96, overlap=32, context=96)
     assert whole.shape == tiled.shape == pixels.shape

@@ -172,3 +172,55 @@ def test_halved_jpeg_sources(tmp_path, photo):
     Image.fromarray(photo[:64, :96]).save(tmp_path / "b.png")
     assert load_image(tmp_path / "a.jpg", 3, 0.5).shape == (32, 48, 3)
     assert load_image(tmp_path / "b.png", 3, 0.5).shape == (64, 96, 3)  # lossless sources stay whole
+
+
+def _blocking_phase(clean: np.ndarray, degraded: np.ndarray) -> np.ndarray:
+    """Mean jump of the JPEG error across each column boundary phase 0-7: JPEG blocks put
+    it at phase 7 (between columns 8k+7 and 8k+8)."""
+    error = degraded.astype(np.float64) - clean
+    jumps = np.abs(np.diff(error, axis=1)).mean(axis=(0, 2))
+    return np.array([jumps[phase::8].mean() for phase in range(8)])
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "clean", "shifted", "resized"])
+def test_blind_patches_as_a_png_of_a_jpeg_can_arrive(kind, photo):
+    from jpegfix.data import CompressionMix, degrade
+
+    mix = CompressionMix(quality_bands=((1.0, 8, 8),), table_kinds=(("ijg", 1.0),),
+                         subsamplings=(("4:4:4", 1.0),), double_share=0.0)
+    rng = np.random.default_rng(3)
+    phases = []
+    for _ in range(6):
+        clean, degraded, tables, quality, _ = degrade(kind, photo, 64, rng, mix)
+        assert clean.shape == degraded.shape == (64, 64, 3) and tables.shape == (2, 8, 8)
+        phases.append(_blocking_phase(clean, degraded) if kind != "clean" else None)
+    if kind == "clean":
+        assert np.array_equal(clean, degraded) and quality == 100 and tables.max() == 1
+        return
+    strongest = [int(np.argmax(p)) for p in phases]
+    peak = np.mean([p.max() / np.median(p) for p in phases])
+    if kind == "jpeg":
+        assert strongest == [7] * 6 and peak > 1.5  # blocking on the 8x8 grid
+    elif kind == "shifted":
+        assert any(s != 7 for s in strongest) and peak > 1.5  # blocking, off the grid
+    else:
+        assert peak < 1.5  # resizing spreads the blocks' edges over every phase
+
+
+def test_blind_model_trains_on_every_kind_and_validates_what_it_must_leave_alone(tmp_path, folders, monkeypatch):
+    import jpegfix.train.recipes.qgcn as recipe_module
+    from conftest import TINY_QGCN_UNET
+
+    registry = MODELS.copy()
+    spec = registry.get("qgcn-unet-blind-color-s")
+    registry._specs[spec.name] = type(spec)(**{**spec.__dict__, "arch_args": {**spec.arch_args, **TINY_QGCN_UNET}})
+    monkeypatch.setattr(recipe_module, "MODELS", registry)
+    recipe = make_recipe("qgcn", [*SETTINGS, "model=qgcn-unet-blind-color-s"], [folders[0]], [folders[1]], tmp_path / "cache")
+    assert dict(recipe.after_decoding) == {"clean": 0.1, "resized": 0.15, "shifted": 0.1}
+    state = train(recipe, tmp_path / "run", val_every=6)
+    point = state.curve[-1]
+    assert {"clean_psnr", "clean_psnr_min", "gain_resized_q30", "gain_resized_q90", "gain_shifted_q30", "gain_q10"} <= set(point)
+    assert point["clean_psnr_min"] <= point["clean_psnr"] <= 99
+    assert recipe.card()["after_decoding"] == {"clean": 0.1, "resized": 0.15, "shifted": 0.1}
+    # Table-guided models keep their banks: nothing after decoding unless asked.
+    assert make_recipe("qgcn", SETTINGS, [folders[0]], [folders[1]], tmp_path / "c").after_decoding == ()

@@ -23,7 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jpegfix.data import CompressionMix, PatchBank, cached, jpeg_roundtrip, list_images, load_image, make_patch_bank
+from jpegfix.data import (
+    BLIND_AFTER_DECODING, CompressionMix, PatchBank, cached, jpeg_roundtrip, list_images, load_image, make_patch_bank, resize,
+)
 from jpegfix.metrics import psnr
 from jpegfix.models import MODELS
 from jpegfix.qmaps import build_qmaps, ijg_components
@@ -45,6 +47,9 @@ class QGCNConfig:
     table_kinds: tuple = CompressionMix.table_kinds
     subsamplings: tuple = CompressionMix.subsamplings
     double_share: float = CompressionMix.double_share
+    # Shares of clean, resized and off-grid patches (data.BLIND_AFTER_DECODING); None: those
+    # shares for blind models (qgcn-unet-blind-*), none for table-guided ones.
+    after_decoding: tuple | None = None
     jpeg_scale: float = 0.5  # training images stored as JPEG (BSDS500, q95) are halved first
     relative_loss: bool = True
     bank_patches: int = 24000  # pre-compressed patches per stage, cycled (memory: 0.6 GB colour)
@@ -73,7 +78,11 @@ class QGCNRecipe(RecipeData):
             quality_bands=config.quality_bands, table_kinds=config.table_kinds,
             subsamplings=config.subsamplings, double_share=config.double_share,
         )
-        self._val_set: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] | None = None
+        if config.after_decoding is not None:
+            self.after_decoding = tuple(map(tuple, config.after_decoding))
+        else:
+            self.after_decoding = () if self.spec.needs_tables else BLIND_AFTER_DECODING
+        self._val_set: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, str]] | None = None
 
     def build(self, ctx) -> dict[str, torch.nn.Module]:
         torch.manual_seed(self.config.seed)
@@ -99,8 +108,9 @@ class QGCNRecipe(RecipeData):
                            f"tables {dict(c.table_kinds)}; subsampling {dict(c.subsamplings)}; "
                            f"double compression {c.double_share} (first quality {list(self.mix.first_quality)})")
             quality_range = [min(b[1] for b in c.quality_bands), max(b[2] for b in c.quality_bands)]
+        after = {"after_decoding": dict(self.after_decoding)} if self.after_decoding else {}
         return {
-            "quality_range": quality_range,
+            "quality_range": quality_range, **after,
             "loss": "L1 relative to the JPEG's own L1, per patch" if c.relative_loss else "L1",
             "encoder": compression,
             "clean_targets": f"images stored as JPEG scaled by {c.jpeg_scale} (Lanczos) before cropping",
@@ -114,17 +124,20 @@ class QGCNRecipe(RecipeData):
         def make(ctx):
             count = min(steps * batch, max(batch, self.config.bank_patches * 64 * 64 // (size * size)))
             # The bank's name carries its recipe, so a resumed run with a changed mix makes a new one.
-            kind = f"mix{zlib.crc32(repr(self.mix).encode()):08x}" if self.mix is not None else "ijg"
+            recipe = repr(self.mix) + (repr(self.after_decoding) if self.after_decoding else "")
+            kind = f"mix{zlib.crc32(recipe.encode()):08x}" if self.mix is not None else "ijg"
             bank = cached(self.cache / f"bank-{kind}-{size}-{count}-{self.spec.channels}-{salt}.npz", lambda: make_patch_bank(
                 self.training_images(), count=count, size=size,
                 quality_range=(self.config.quality_min, self.config.quality_max),
                 seed=self.config.seed + salt, share_444=self.config.share_444,
-                mix=self.mix, realworld=self._realworld_tables(),
+                mix=self.mix, realworld=self._realworld_tables(), after_decoding=self.after_decoding,
             ), PatchBank.load)
             load = bank.loader(batch, self.config.seed + salt, ctx.device)
 
             def batch_of(step: int):
                 degraded, clean, indices = load(step)
+                if not self.spec.needs_tables:
+                    return degraded, clean, None
                 return degraded, clean, torch.from_numpy(bank.qmaps(indices)).to(ctx.device)
 
             return batch_of
@@ -142,7 +155,7 @@ class QGCNRecipe(RecipeData):
     def _step(self, batch, ctx) -> dict[str, float]:
         degraded, clean, qmaps = batch
         with ctx.autocast():
-            restored = ctx.net("net")(degraded, qmaps)
+            restored = ctx.net("net")(*self._inputs(degraded, qmaps))
             errors = (restored.float() - clean).abs().mean(dim=(1, 2, 3))
             if self.config.relative_loss:
                 # 0.5 grey level floor: a quality-100 patch's own error can be ~0
@@ -153,11 +166,17 @@ class QGCNRecipe(RecipeData):
         ctx.backward(loss, "net")
         return {"loss": loss.item(), "l1": errors.mean().item()}
 
+    def _inputs(self, image: torch.Tensor, qmaps: torch.Tensor | None) -> tuple:
+        """The network's arguments: blind models take the image alone."""
+        return (image, qmaps) if self.spec.needs_tables else (image,)
+
     # -- validation -------------------------------------------------------------------
 
     def _validation_set(self):
-        """Whole held-out images (cropped to the 16-pixel grid, JPEG-stored ones halved like the
-        training images) at :data:`VALIDATION_QUALITIES`, IJG tables, 4:2:0."""
+        """(clean, input, maps, case) for whole held-out images (cropped to the 16-pixel grid,
+        JPEG-stored ones halved like the training images): JPEGs at
+        :data:`VALIDATION_QUALITIES` (IJG tables, 4:2:0), and for blind models also
+        :data:`AFTER_DECODING_CASES`."""
         if self._val_set is None:
             self._val_set = []
             for path in list_images(self.val)[: self.config.val_images]:
@@ -166,21 +185,47 @@ class QGCNRecipe(RecipeData):
                 clean = np.ascontiguousarray(clean[:h, :w])
                 for q in VALIDATION_QUALITIES:
                     jpeg = jpeg_roundtrip(clean, q)
-                    maps = build_qmaps(ijg_components(q, self.spec.channels), h, w)
-                    self._val_set.append((clean, jpeg, maps, q))
+                    maps = build_qmaps(ijg_components(q, self.spec.channels), h, w) if self.spec.needs_tables else None
+                    self._val_set.append((clean, jpeg, maps, f"q{q}"))
+                if not self.spec.needs_tables:
+                    self._val_set += [(*after_decoding_case(clean, case), None, case) for case in AFTER_DECODING_CASES]
         return self._val_set
 
     def validate(self, ctx) -> dict[str, float]:
         net = ctx.modules["net"]
-        gains: dict[int, list[float]] = {q: [] for q in VALIDATION_QUALITIES}
-        for clean, jpeg, maps, q in self._validation_set():
-            x = torch.from_numpy(jpeg.transpose(2, 0, 1)[None].copy()).float().to(ctx.device) / 255
-            m = torch.from_numpy(maps[None]).to(ctx.device)
-            y = net(x, m).clamp(0, 1)
+        gains: dict[str, list[float]] = {}
+        for clean, degraded, maps, case in self._validation_set():
+            x = torch.from_numpy(degraded.transpose(2, 0, 1)[None].copy()).float().to(ctx.device) / 255
+            m = None if maps is None else torch.from_numpy(maps[None]).to(ctx.device)
+            y = net(*self._inputs(x, m)).clamp(0, 1)
             out = (y[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-            gains[q].append(psnr(clean, out) - psnr(clean, jpeg))
-        scores = {f"gain_q{q}": float(np.mean(v)) for q, v in gains.items()}
+            # A clean input's "gain" is how close the output stays to it (capped: identical is inf).
+            score = min(psnr(degraded, out), 99.0) if case == "clean" else psnr(clean, out) - psnr(clean, degraded)
+            gains.setdefault(case, []).append(score)
+        scores = {(f"gain_{c}" if c != "clean" else "clean_psnr"): float(np.mean(v)) for c, v in gains.items()}
+        if "clean" in gains:
+            scores["clean_psnr_min"] = float(min(gains.pop("clean")))
         headline = float(np.mean([scores[f"gain_q{q}"] for q in HEADLINE_QUALITIES]))
-        high = [g for q, v in gains.items() if q >= 90 for g in v]
+        high = [g for c, v in gains.items() if c in {f"q{q}" for q in VALIDATION_QUALITIES if q >= 90} for g in v]
         return {"psnr_gain": headline, **scores, "worst_gain": float(min(min(v) for v in gains.values())),
                 "worst_gain_q90_100": float(min(high)), "harmed_share": float(np.mean([g < 0 for v in gains.values() for g in v]))}
+
+
+AFTER_DECODING_CASES = ("clean", "resized_q30", "resized_q90", "shifted_q30")
+"""Blind models' extra validation: the clean image itself, quality-30 and 90 JPEGs resized by
+0.75 after decoding, a quality-30 JPEG cropped by (3, 5) pixels after decoding."""
+
+
+def after_decoding_case(clean: np.ndarray, case: str) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, input) of an :data:`AFTER_DECODING_CASES` case for ``clean``."""
+    if case == "clean":
+        return clean, clean
+    kind, quality = case.split("_q")
+    jpeg = jpeg_roundtrip(clean, int(quality))
+    if kind == "resized":
+        h, w = (round(side * 0.75) // 16 * 16 for side in clean.shape[:2])
+        shrink = lambda a: resize(a, round(a.shape[1] * 0.75), round(a.shape[0] * 0.75))[:h, :w]
+        return shrink(clean), shrink(jpeg)
+    h, w = (side - 16 for side in clean.shape[:2])
+    cut = lambda a: np.ascontiguousarray(a[3 : 3 + h, 5 : 5 + w])
+    return cut(clean), cut(jpeg)
