@@ -32,11 +32,14 @@ from jpegfix.weights import load_model
 
 DEFAULT_TABLE_MODELS = {3: "qgcn-unet-color-s", 1: "qgcn-unet-gray-s"}
 """Default models for images whose quantization tables are known (JPEG files, or --quality)."""
-DEFAULT_BLIND_MODELS = {3: "cqr-color-s", 1: "contrastive-gray-s"}
-"""Default models for images without usable tables (PNG, WebP, TIFF, invalid JPEG tables):
-the best measured blind model of each kind on LIVE1 (never trained on). Colour: CQR's
-deblocker, +1.03 dB at q10-40, against +0.83 for contrastive-color-s, and cheaper (0.22
-against 0.28 MMAC/px). Grey: contrastive-gray-s, +1.13 to +1.23 dB."""
+DEFAULT_BLIND_MODELS = {3: "qgcn-unet-blind-color-s", 1: "contrastive-gray-s"}
+"""Default models for images without usable tables (JPEGs whose tables fail validation, or a
+blind model asked for by method): the best measured blind model of each kind on LIVE1 (never
+trained on), harm included (docs/blind.md). Colour: the blind U-Net, +1.04 to +0.99 dB at
+q10-40 as cqr-color-s (+1.04 to +1.02), but nothing worse than -0.05 dB at q90-100 where
+cqr-color-s loses up to 0.77 dB, and clean photos back at 51 dB or more against cqr's 38.
+Grey: contrastive-gray-s, +1.13 to +1.23 dB (the grey blind U-Net still harms quality-100
+files)."""
 DEFAULT_OVERLAP = 32
 DEFAULT_CONTEXT = 48
 """Pixels of extra context read around each tile and discarded after the network: a
@@ -317,10 +320,10 @@ def choose_model(image: DecodedImage, options: ModelChoice) -> tuple[str | None,
     them, tables recovered from the pixels, or IJG tables at ``--quality``); the blind
     default for a JPEG whose tables are unusable; ``options.model`` overrides all. An image
     that is not a JPEG and whose pixels show no JPEG quantization is left as decoded unless a
-    model is forced: it was never compressed or was resized after decoding, and the blind
-    models change clean photos (LIVE1, cqr-color-s: output against input 41.0 dB mean, 38.0
-    worst) without a measured gain on resized ones (docs/table-recovery.md). The reason
-    names the model and says why it was chosen.
+    model is forced: it was never compressed or was resized after decoding. The blind U-Net
+    leaves clean photos nearly alone, but gains only +0.04 dB on 0.75x-resized quality-30
+    JPEGs and loses up to 0.49 on a resized quality-90 one (LIVE1, docs/blind.md): nothing
+    there is worth the risk yet. The reason names the model and says why it was chosen.
 
     Raises:
         InputError: the image cannot be restored with the chosen model and options.

@@ -83,7 +83,7 @@ def test_routing_tables_to_qgcn_and_no_tables_to_the_blind_model(tmp_path, photo
     name, components, reason = choose_model(read_image(tmp_path / "a.png"), RestoreOptions())
     assert (name, components) == (None, None)
     assert reason.startswith("left as decoded: PNG file has no JPEG quantization tables, and its pixels show no")
-    assert choose_model(read_image(tmp_path / "a.png"), RestoreOptions(model="cqr"))[0] == DEFAULT_BLIND_MODELS[3]
+    assert choose_model(read_image(tmp_path / "a.png"), RestoreOptions(model="cqr"))[0] == "cqr-color-s"
     Image.fromarray(grey_photo[:32, :32]).save(tmp_path / "g.png")
     assert choose_model(read_image(tmp_path / "g.png"), RestoreOptions())[0] is None
     assert choose_model(read_image(tmp_path / "g.png"), RestoreOptions(model="contrastive"))[0] == "contrastive-gray-s"
