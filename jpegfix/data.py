@@ -224,18 +224,20 @@ def degrade(kind: str, image: np.ndarray, size: int, rng: np.random.Generator, m
         source = int(np.ceil(size / scale)) + 2
         crop = random_crop(image, source, rng)
         decoded, tables, quality, subsampling = mix.compress(crop, rng, realworld)
-        side = round(source * scale)
-        shrink = lambda a: resize(a, side, side)[:size, :size]
+        shrink = lambda a: np.ascontiguousarray(resize(a, scale)[:size, :size])
         return shrink(crop), shrink(decoded), tables, quality, subsampling
     raise ValueError(f"unknown patch kind {kind!r}; known: jpeg, clean, resized, shifted")
 
 
-def resize(array: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(H, W, C) uint8 resized with Pillow's bicubic filter (antialiased when shrinking), as
-    an editor or a web service resizes a decoded photo."""
-    image = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
-    out = np.asarray(image.resize((width, height), Image.Resampling.BICUBIC), dtype=np.uint8)
-    return out[..., None] if out.ndim == 2 else out
+def resize(pixels: np.ndarray, factor: float) -> np.ndarray:
+    """(H, W, C) uint8 resized by ``factor`` (each side rounded, at least 8 pixels) with
+    Pillow's bicubic filter (antialiased when shrinking), as an editor or a web service resizes
+    a decoded photo. The bench's ``--resize`` and the blind models' training use this one."""
+    height, width = pixels.shape[:2]
+    size = (max(8, round(width * factor)), max(8, round(height * factor)))
+    planes = [np.asarray(Image.fromarray(pixels[..., c]).resize(size, Image.Resampling.BICUBIC))
+              for c in range(pixels.shape[2])]
+    return np.stack(planes, axis=-1)
 
 
 def table_of(kind: str, quality: int, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from jpegfix.data import resize
 from jpegfix.errors import JpegfixError
 from jpegfix.jpeg import ComponentTable, read_image
 from jpegfix.qmaps import IJG_CHROMA, IJG_LUMA, estimate_quality
@@ -191,15 +192,6 @@ def jpeg_round_trip(pixels: np.ndarray, column: Column, subsampling: str) -> tup
     if decoded.components is None:
         raise JpegfixError(f"bench JPEG has no usable tables: {decoded.tables_problem}")
     return decoded.pixels, decoded.components
-
-
-def resize(pixels: np.ndarray, factor: float) -> np.ndarray:
-    """(H, W, C) uint8 resized by ``factor`` (each side rounded, at least 8 pixels)."""
-    height, width = pixels.shape[:2]
-    size = (max(8, round(width * factor)), max(8, round(height * factor)))
-    planes = [np.asarray(Image.fromarray(pixels[..., c]).resize(size, Image.Resampling.BICUBIC))
-              for c in range(pixels.shape[2])]
-    return np.stack(planes, axis=-1)
 
 
 def describe_tables(components: list[ComponentTable]) -> dict[str, Any]:

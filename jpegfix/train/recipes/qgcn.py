@@ -34,6 +34,8 @@ from jpegfix.train.recipe import RecipeData, Stage
 VALIDATION_QUALITIES = (10, 20, 30, 40, 60, 80, 90, 95, 100)
 HEADLINE_QUALITIES = (10, 20, 30, 40)
 """Averaged into ``psnr_gain``, the published tables' columns; the others watch for harm."""
+HIGH_QUALITY_CASES = {f"q{q}" for q in VALIDATION_QUALITIES if q >= 90}
+"""The validation cases behind ``worst_gain_q90_100``."""
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,7 @@ class QGCNRecipe(RecipeData):
         if "clean" in gains:
             scores["clean_psnr_min"] = float(min(gains.pop("clean")))
         headline = float(np.mean([scores[f"gain_q{q}"] for q in HEADLINE_QUALITIES]))
-        high = [g for c, v in gains.items() if c in {f"q{q}" for q in VALIDATION_QUALITIES if q >= 90} for g in v]
+        high = [g for c, v in gains.items() if c in HIGH_QUALITY_CASES for g in v]
         return {"psnr_gain": headline, **scores, "worst_gain": float(min(min(v) for v in gains.values())),
                 "worst_gain_q90_100": float(min(high)), "harmed_share": float(np.mean([g < 0 for v in gains.values() for g in v]))}
 
@@ -224,7 +226,7 @@ def after_decoding_case(clean: np.ndarray, case: str) -> tuple[np.ndarray, np.nd
     jpeg = jpeg_roundtrip(clean, int(quality))
     if kind == "resized":
         h, w = (round(side * 0.75) // 16 * 16 for side in clean.shape[:2])
-        shrink = lambda a: resize(a, round(a.shape[1] * 0.75), round(a.shape[0] * 0.75))[:h, :w]
+        shrink = lambda a: np.ascontiguousarray(resize(a, 0.75)[:h, :w])
         return shrink(clean), shrink(jpeg)
     h, w = (side - 16 for side in clean.shape[:2])
     cut = lambda a: np.ascontiguousarray(a[3 : 3 + h, 5 : 5 + w])
