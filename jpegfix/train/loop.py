@@ -97,7 +97,7 @@ class Context:
             for name in stage.trainable
         }
         self.schedulers = {
-            name: torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(stage.steps))
+            name: torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(stage.steps, stage.warmup))
             for name, opt in self.optimizers.items()
         }
         self.wrapped = {}
@@ -108,9 +108,10 @@ class Context:
             self.wrapped = {n: DistributedDataParallel(self.resolve(n), device_ids=ids) for n in stage.trainable}
 
 
-def cosine_with_warmup(steps: int) -> Callable[[int], float]:
-    """Learning-rate factor: linear warm-up over 2% of the steps, then cosine to 1% of the peak."""
-    warmup = max(1, int(steps * WARMUP_SHARE))
+def cosine_with_warmup(steps: int, warmup: int = 0) -> Callable[[int], float]:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps (0: 2% of the steps), then
+    cosine to 1% of the peak."""
+    warmup = max(1, warmup or int(steps * WARMUP_SHARE))
 
     def factor(step: int) -> float:
         if step < warmup:

@@ -39,6 +39,10 @@ class Stage:
     Every module not in ``trainable`` is frozen anyway; list dotted parts of trained modules
     here (``net.encoder``) to freeze them inside a trained module."""
     betas: tuple[float, float] = (0.9, 0.999)
+    warmup: int = 0
+    """Linear warm-up steps before the cosine; 0 means 2% of ``steps``. Wider nets with a
+    ReLU before a zero-started output conv can die on a warm-up of a few dozen steps
+    (docs/race.md), so the QGCN recipes can ask for more."""
 
 
 class TrainContext(Protocol):

@@ -88,6 +88,13 @@ def test_learning_rate_schedule_warms_up_and_decays():
     assert factor(0) < factor(19) <= 1.0 and factor(999) < 0.05
 
 
+def test_a_recipe_can_ask_for_a_longer_warm_up(tmp_path, folders):
+    factor = cosine_with_warmup(1000, warmup=100)
+    assert factor(19) == pytest.approx(0.2) and factor(99) == 1.0
+    recipe = make_recipe("qgcn", SETTINGS + ["warmup_steps=100"], [folders[0]], [folders[1]], tmp_path / "cache")
+    assert [stage.warmup for stage in recipe.stages()] == [100, 0]
+
+
 def test_train_command_logs_stages_and_exports(tmp_path, folders, tiny_qgcn, monkeypatch):
     from typer.testing import CliRunner
 

@@ -63,6 +63,7 @@ class QGCNConfig:
     large_steps: int = 1000
     lr: float = 5e-4  # paper: 1e-4, x0.1 every 20 epochs; cosine here (short runs)
     large_lr: float = 1e-4
+    warmup_steps: int = 0  # small stage; 0: 2% of small_steps (the race's U-Net died on 54)
     share_444: float = 0.25
     val_images: int = 12
     seed: int = 0
@@ -93,7 +94,8 @@ class QGCNRecipe(RecipeData):
     def stages(self) -> list[Stage]:
         c = self.config
         return [
-            Stage("small", c.small_steps, ["net"], c.lr, self._batches(c.small_size, c.small_batch, c.small_steps, 1), self._step),
+            Stage("small", c.small_steps, ["net"], c.lr, self._batches(c.small_size, c.small_batch, c.small_steps, 1), self._step,
+                  warmup=c.warmup_steps),
             Stage("large", c.large_steps, ["net"], c.large_lr, self._batches(c.large_size, c.large_batch, c.large_steps, 2), self._step),
         ]
 
