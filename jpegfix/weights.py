@@ -222,18 +222,23 @@ def _card_beside(path: Path) -> dict[str, Any] | None:
     return json.loads(card.read_text()) if card.is_file() else None
 
 
-def save_model(net: nn.Module, folder: Path, name: str, card: dict[str, Any]) -> tuple[Path, Path]:
+def save_model(net: nn.Module, folder: Path, name: str, card: dict[str, Any],
+               dtype: str = "float32") -> tuple[Path, Path]:
     """Write ``folder/name.safetensors`` and ``folder/name.json`` atomically; the card gets the
-    network's own hyperparameters and the file's sha256, so it cannot disagree with the weights."""
+    network's own hyperparameters and the file's sha256, so it cannot disagree with the weights.
+    Floating-point tensors are stored as ``dtype`` (see :attr:`ModelSpec.weights_dtype`)."""
+    import torch
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     weights_path, card_path = folder / (name + SUFFIX), folder / (name + CARD_SUFFIX)
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    stored = getattr(torch, dtype)
+    state = {k: (v.to(stored) if v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in net.state_dict().items()}
     temporary = weights_path.with_suffix(".tmp")
     save_file(state, str(temporary))
     os.replace(temporary, weights_path)
-    card = {**card, "arch_args": net.hyperparameters, "sha256": sha256_of(weights_path),
+    card = {**card, "arch_args": net.hyperparameters, "weights_dtype": dtype, "sha256": sha256_of(weights_path),
             "parameters": sum(v.numel() for v in state.values())}
     temporary = card_path.with_suffix(".tmp")
     temporary.write_text(json.dumps(card, indent=2) + "\n")

@@ -29,6 +29,22 @@ def test_save_then_load_roundtrip(tmp_path, monkeypatch):
         assert torch.equal(net.eval()(x, q), loaded(x, q))
 
 
+def test_weights_stored_in_float16_load_into_the_float32_network(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    spec = tiny_spec()
+    net = spec.build()
+    weights, card_path = save_model(net, tmp_path, spec.name, {}, dtype="float16")
+    assert {v.dtype for v in load_file(str(weights)).values()} == {torch.float16}
+    assert json.loads(card_path.read_text())["weights_dtype"] == "float16"
+    monkeypatch.setenv("JPEGFIX_WEIGHTS", str(tmp_path))
+    loaded, _ = load_model(spec, download=False)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x, q = torch.rand(1, 3, 32, 32), torch.rand(1, 2, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x, q), loaded(x, q), atol=1e-3)
+
+
 def test_checksum_mismatch_is_refused(tmp_path, monkeypatch):
     spec = tiny_spec()
     save_model(spec.build(), tmp_path, spec.name, {})

@@ -172,7 +172,7 @@ for colour, channels in (("color", 3), ("gray", 1)):
     ))
     MODELS.register(ModelSpec(
         name=f"qgcn-unet-{colour}-m", method="qgcn", arch=QGCNUNet,
-        arch_args=dict(MEDIUM, channels=channels), channels=channels, needs_tables=True,
+        arch_args=dict(MEDIUM, channels=channels), channels=channels, needs_tables=True, weights_dtype="float16",
         description=f"QGCN conditioning on a U-Net trunk ({colour}): widths 32-256 at 1/1-1/8",
     ))
     MODELS.register(ModelSpec(

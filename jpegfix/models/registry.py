@@ -42,6 +42,10 @@ class ModelSpec:
     samples: bool = False
     """True for models that draw each result from a noise map (One-to-Many): ``--samples N``
     writes N different candidates, ``--seed`` picks them reproducibly."""
+    weights_dtype: str = "float32"
+    """How the weight file stores floating-point tensors. ``float16`` halves the file of the
+    larger models (every weight file stays in the git history); loading casts back to the
+    network's float32, so inference is unchanged but for the rounding of the weights."""
     role: str = "restorer"
     """``restorer`` for networks the restore engine runs; ``ranker`` for networks that score
     images instead of restoring them (CQR's compression-quality ranker, read by ``jpegfix

@@ -43,7 +43,7 @@ def export_run(recipe, run_dir: Path, state: RunState, name: str, folder: Path, 
         net.load_state_dict(checkpoint["modules"][module_name])
         out_name = name if index == 0 else model_name
         card = {**_card(recipe, spec, state, out_name, command, curve), **getattr(net, "card_facts", dict)()}
-        written += save_model(net, folder, out_name, card)
+        written += save_model(net, folder, out_name, card, spec.weights_dtype)
     return written
 
 
