@@ -30,7 +30,7 @@ from jpegfix.runtime import TORCH_DTYPES, Accelerated, pick_precision
 from jpegfix.tiling import GRID, run_tiled
 from jpegfix.weights import load_model
 
-DEFAULT_TABLE_MODELS = {3: "qgcn-unet-color-s", 1: "qgcn-unet-gray-s"}
+DEFAULT_TABLE_MODELS = {3: "qgcn-unet-color-m", 1: "qgcn-unet-gray-m"}
 """Default models for images whose quantization tables are known (JPEG files, or --quality)."""
 DEFAULT_BLIND_MODELS = {3: "qgcn-unet-blind-color-s", 1: "contrastive-gray-s"}
 """Default models for images without usable tables (JPEGs whose tables fail validation, or a
