@@ -121,7 +121,7 @@ def plan_jobs(inputs: list[str], out_dir: Path, *, recursive: bool = False, suff
         ValueError: ``suffix`` cannot be part of a file name.
     """
     check_suffix(suffix)
-    found, skipped, unusable = find_inputs(inputs, recursive=recursive)
+    found, skipped, unusable = find_inputs(inputs, recursive=recursive, output=out_dir)
 
     def extension(item) -> str:
         return EXTENSIONS[choose_format(output_format, item.format, item.lossless, bits)]
@@ -140,15 +140,38 @@ def plan_jobs(inputs: list[str], out_dir: Path, *, recursive: bool = False, suff
     return jobs, problems
 
 
-def _check_target(job: Job, sources: set[Path], options: RestoreOptions) -> str | None:
+class Sources:
+    """The batch's input files, known by resolved path and by file identity (device, inode):
+    on a case-insensitive file system (macOS, Windows) ``IMG_1.JPG`` and the output name
+    ``IMG_1.jpg`` resolve to two strings but are one file, which must never be replaced."""
+
+    def __init__(self, paths: set[Path] | list[Path]):
+        self.paths = {Path(p).resolve() for p in paths}
+        self.ids = set()
+        for path in self.paths:
+            with contextlib.suppress(OSError):
+                info = os.stat(path)
+                self.ids.add((info.st_dev, info.st_ino))
+
+    def holds(self, path: Path) -> bool:
+        """Whether ``path`` (existing or not) is one of the inputs."""
+        if path.resolve() in self.paths:
+            return True
+        try:
+            info = os.stat(path)
+        except OSError:
+            return False
+        return (info.st_dev, info.st_ino) in self.ids
+
+
+def _check_target(job: Job, sources: Sources, options: RestoreOptions) -> str | None:
     """'skip' to skip the job, 'replace' for an incomplete output that --skip-existing may
     replace, None to write a new file; raises OutputError when the target must not be written.
 
     This is the early answer, before any work; the write itself claims the name atomically
     (:mod:`jpegfix.writer`), so a concurrent run cannot be overwritten in between.
     """
-    target = job.target.resolve()
-    if target in sources:
+    if sources.holds(job.target):
         raise OutputError("output path is an input file; choose another output folder or --suffix")
     if os.path.lexists(job.target):
         if options.skip_existing:
@@ -173,7 +196,8 @@ def candidate_targets(target: Path, samples: int) -> list[Path]:
 
 
 def restore_file(
-    job: Job, options: RestoreOptions, restorers: dict[str, Restorer], sources: set[Path], reader: Any = None,
+    job: Job, options: RestoreOptions, restorers: dict[str, Restorer], sources: Sources | set[Path],
+    reader: Any = None,
     *, on_tile: Callable[[int, int], None] | None = None, decoded: Future | None = None,
 ) -> FileResult:
     """Restore one file; never raises for problems with that file (they go in the result).
@@ -187,6 +211,7 @@ def restore_file(
     """
     result = FileResult(str(job.source), str(job.target), "ok")
     started = time.perf_counter()
+    sources = sources if isinstance(sources, Sources) else Sources(sources)
     try:
         targets = candidate_targets(job.target, options.samples)
         decisions = [_check_target(Job(job.source, t), sources, options) for t in targets]
@@ -198,13 +223,13 @@ def restore_file(
         result.height, result.width = image.height, image.width
         if image.notes:
             result.details["notes"] = image.notes
-        if options.skip_clean and _pass_clean(image, targets[0], options, result):
+        if options.skip_clean and _pass_clean(image, targets[0], decisions[0], options, result):
             return result
         name, components, reason = engine.choose_model(image, options)
         result.model, result.reason = name, reason
         if name is None:  # nothing JPEG-like to undo: passed through like --skip-clean's clean images
-            _write_decoded(image, targets[0], options)
             result.status = "clean"
+            _write(targets[0], unit_float(image.source_pixels), image, decisions[0], options, result)
             return result
         if image.components:
             quality, error = estimate_quality(image.components[0].table)
@@ -229,14 +254,7 @@ def restore_file(
                 restored = engine.restore_pixels(restorer, image.source_pixels, components, tile=options.tile,
                                                  seed=seed, project=options.project, ensemble=options.ensemble,
                                                  on_tile=on_tile)
-                replace = options.overwrite or decision == "replace"
-                try:
-                    write_image(target, restored, image, options.bits, jpeg_quality=options.jpeg_quality,
-                                overwrite=replace)
-                except TargetExistsError:
-                    if not options.skip_existing:
-                        raise
-                    result.status, result.reason = "skipped", "output written meanwhile by another run"
+                _write(target, restored, image, decision, options, result)
             if restorer.samples:
                 candidates.append({"path": str(target), "seed": seed})
         if candidates:
@@ -256,22 +274,31 @@ def restore_file(
     return result
 
 
-def _pass_clean(image: DecodedImage, target: Path, options: RestoreOptions, result: FileResult) -> bool:
+def _pass_clean(image: DecodedImage, target: Path, decision: str | None, options: RestoreOptions,
+                result: FileResult) -> bool:
     """Write a clean image's decoded pixels to ``target`` (same naming, format and metadata
     as a restored one) and mark ``result``; False when the image needs restoring."""
     verdict = judge_clean(image, options.clean_quality)
     result.details["clean_check"] = {"clean": verdict.clean, "quality": verdict.quality, "evidence": verdict.evidence}
     if not verdict.clean:
         return False
-    _write_decoded(image, target, options)
     result.status, result.reason = "clean", f"passed through unrestored: {verdict.reason}"
+    _write(target, unit_float(image.source_pixels), image, decision, options, result)
     return True
 
 
-def _write_decoded(image: DecodedImage, target: Path, options: RestoreOptions) -> None:
-    """Write the decoded pixels unrestored (same naming, format and metadata as a restored image)."""
-    write_image(target, unit_float(image.source_pixels), image, options.bits, jpeg_quality=options.jpeg_quality,
-                overwrite=options.overwrite)
+def _write(target: Path, pixels, image: DecodedImage, decision: str | None, options: RestoreOptions,
+           result: FileResult) -> None:
+    """Write one output, restored or passed through, as :func:`_check_target` decided: an
+    incomplete output is replaced under --skip-existing, and a name claimed meanwhile by
+    another run is a skip under --skip-existing (an error otherwise)."""
+    try:
+        write_image(target, pixels, image, options.bits, jpeg_quality=options.jpeg_quality,
+                    overwrite=options.overwrite or decision == "replace")
+    except TargetExistsError:
+        if not options.skip_existing:
+            raise
+        result.status, result.reason = "skipped", "output written meanwhile by another run"
 
 
 def _read(job: Job, options: RestoreOptions) -> DecodedImage:
@@ -292,7 +319,7 @@ def restore_files(
         MissingWeightsError: a forced model (``options.model``) has no weights, before any file.
     """
     require_weights(options.model)
-    sources = {job.source.resolve() for job in jobs}
+    sources = Sources([job.source for job in jobs])
     restorers: dict[str, Restorer] = {}
     reader = None
     if options.readout:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -415,7 +416,7 @@ def _decoded_pixels(image: Image.Image, notes: list[str]) -> DecodedImage:
         icc_profile=info.get("icc_profile") or None,
         exif=exif_bytes,
         alpha=alpha,
-        xmp=_xmp(info),
+        xmp=_upright_xmp(_xmp(info)) if orientation != 1 else _xmp(info),
         iptc=_iptc(image),
         dpi=_dpi(info),
     )
@@ -425,6 +426,15 @@ def _xmp(info: dict) -> bytes | None:
     """The XMP packet: Pillow's ``xmp`` (JPEG, WebP, TIFF) or a PNG's iTXt chunk."""
     xmp = info.get("xmp") or info.get("XML:com.adobe.xmp")
     return (xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)) if xmp else None
+
+
+_XMP_ORIENTATION = re.compile(rb'(tiff:Orientation\s*=\s*["\']|<tiff:Orientation>)\s*\d+')
+
+
+def _upright_xmp(xmp: bytes | None) -> bytes | None:
+    """The XMP packet with ``tiff:Orientation`` (attribute or element) set to 1: the pixels
+    are turned upright on reading, and a viewer that trusts XMP over EXIF would turn them again."""
+    return _XMP_ORIENTATION.sub(rb"\g<1>1", xmp) if xmp else xmp
 
 
 def _iptc(image: Image.Image) -> bytes | None:

@@ -16,7 +16,10 @@ fails with its reason. Anything that is not a regular file (a named pipe, a devi
 refused with its kind named, never opened; a folder that cannot be listed is reported as
 such, not as "holds no images". Globs are expanded here, extensions matched in any case
 (``*.jpg`` finds ``IMG.JPG``). The suffix is checked once (no path separators, no control
-characters), and a name longer than the file system allows is a per-file failure.
+characters), and a name longer than the file system allows is a per-file failure. An
+output folder inside a scanned folder is not scanned (a rerun would restore its outputs), a
+file named twice is read once, and a folder's subfolders, when not searched, are listed as
+skipped so that ``-r`` is not missed.
 """
 
 from __future__ import annotations
@@ -141,24 +144,29 @@ def name_too_long(folder: Path, name: str) -> str | None:
 
 
 def find_inputs(
-    items: list[str], *, recursive: bool = False
+    items: list[str], *, recursive: bool = False, output: Path | None = None
 ) -> tuple[list[Found], list[tuple[str, str]], list[tuple[str, str]]]:
     """Expand files, globs and folders; returns the inputs found, ``(path, reason)`` for every
-    file skipped (hidden, AppleDouble, not a supported image), and ``(item, reason)`` for
-    every item that fails (missing, unreadable, not a regular file, an unreadable named file),
-    each in order."""
+    file or folder skipped (hidden, AppleDouble, not a supported image, a subfolder without
+    ``recursive``), and ``(item, reason)`` for every item that fails (missing, unreadable,
+    not a regular file, an unreadable named file), each in order.
+
+    ``output`` is the batch's output folder: when it lies inside a scanned folder, folder
+    scans and globs leave it out, so a rerun does not restore the last run's outputs. An
+    input named twice (``a.jpg ./a.jpg``) is read once.
+    """
     found: list[Found] = []
     skipped: list[tuple[str, str]] = []
     problems: list[tuple[str, str]] = []
     for item in items:
         kind, reason = _kind(item)
         if kind == "folder":
-            files, folder_skipped, folder_problems = _scan_folder(Path(item), recursive)
+            files, folder_skipped, folder_problems = _scan_folder(Path(item), recursive, output)
             found += files
             skipped += folder_skipped
             problems += folder_problems
             if not files and not folder_problems:
-                what = f" ({len(folder_skipped)} other files skipped)" if folder_skipped else ""
+                what = f" ({len(folder_skipped)} other entries skipped)" if folder_skipped else ""
                 problems.append((item, f"folder holds no images{what}"))
         elif kind == "file":
             path = Path(item)
@@ -168,25 +176,51 @@ def find_inputs(
             else:
                 found.append(Found(path, path.parent, fmt, lossless))
         elif kind == "missing" and glob.has_magic(item):
-            files, glob_skipped = _expand_glob(item, recursive)
+            files, glob_skipped = _expand_glob(item, recursive, output)
             found += files
             skipped += glob_skipped
             if not files:
                 problems.append((item, "pattern matches no images" if glob_skipped else "pattern matches no files"))
         else:
             problems.append((item, reason))
-    return found, skipped, problems
+    return _once_each(found), skipped, problems
 
 
-def _expand_glob(pattern: str, recursive: bool) -> tuple[list[Found], list[tuple[str, str]]]:
+def _once_each(found: list[Found]) -> list[Found]:
+    """``found`` without repeats of a file (by its resolved path), first mention kept."""
+    seen: set[Path] = set()
+    kept = []
+    for item in found:
+        key = item.source.resolve()
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it (both resolved); False without a folder."""
+    if folder is None:
+        return False
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def _expand_glob(pattern: str, recursive: bool, output: Path | None = None) -> tuple[list[Found], list[tuple[str, str]]]:
     """The images a glob matches, extensions in any case; Python's glob already leaves out
-    hidden names (``*`` does not match a leading dot)."""
+    hidden names (``*`` does not match a leading dot). Matches in ``output``, when it lies
+    below the glob's fixed folder, are left out (one skipped entry says so)."""
     head, tail = os.path.split(pattern)
     base = Path(_fixed_prefix(pattern))
+    excluded = output if output is not None and not _inside(base, output) else None
     found, skipped = [], []
     for match in sorted(glob.glob(os.path.join(head, _any_case(tail)), recursive=recursive)):
         path = Path(match)
         if _kind(path)[0] != "file":
+            continue
+        if _inside(path, excluded):
+            if not skipped or skipped[-1] != (str(output), OUTPUT_FOLDER):
+                skipped.append((str(output), OUTPUT_FOLDER))
             continue
         why_not, fmt, lossless = _judge(path, named=tail.startswith("."))  # '.*' asks for hidden files
         if why_not:
@@ -296,13 +330,20 @@ def special_kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "a special file")
 
 
-def _scan_folder(root: Path, recursive: bool) -> tuple[list[Found], list[tuple[str, str]], list[tuple[str, str]]]:
-    """Images under ``root`` (sorted, one level or all), files skipped with their reasons,
-    and a problem per folder that cannot be listed and per image-named entry that is not a
-    regular file. Hidden folders are not entered."""
+OUTPUT_FOLDER = "the output folder: its files are not inputs"
+NOT_SEARCHED = "folder not searched (use -r to include subfolders)"
+
+
+def _scan_folder(root: Path, recursive: bool, output: Path | None = None
+                 ) -> tuple[list[Found], list[tuple[str, str]], list[tuple[str, str]]]:
+    """Images under ``root`` (sorted, one level or all), files and folders skipped with their
+    reasons, and a problem per folder that cannot be listed and per image-named entry that is
+    not a regular file. Hidden folders, and ``output`` when it lies below ``root``, are not
+    entered; without ``recursive`` each subfolder is reported as not searched."""
     found: list[Found] = []
     skipped: list[tuple[str, str]] = []
     problems: list[tuple[str, str]] = []
+    output = output.resolve() if output is not None else None
     pending = [root]
     while pending:
         folder = pending.pop(0)
@@ -317,10 +358,15 @@ def _scan_folder(root: Path, recursive: bool) -> tuple[list[Found], list[tuple[s
             path = Path(entry.path)
             kind, reason = _kind(path)
             if kind == "folder":
-                if not entry.name.startswith("."):
-                    subfolders.append(path)
+                if output is not None and path.resolve() == output:
+                    skipped.append((str(path), OUTPUT_FOLDER))
+                elif entry.name.startswith("."):
+                    if recursive:
+                        skipped.append((str(path), "hidden folder"))
                 elif recursive:
-                    skipped.append((str(path), "hidden folder"))
+                    subfolders.append(path)
+                else:
+                    skipped.append((str(path), NOT_SEARCHED))
             elif kind == "file":
                 why_not, fmt, lossless = _judge(path, named=False)
                 if why_not:
@@ -329,7 +375,6 @@ def _scan_folder(root: Path, recursive: bool) -> tuple[list[Found], list[tuple[s
                     found.append(Found(path, root, fmt, lossless))
             elif path.suffix.lower() in INPUT_SUFFIXES:
                 problems.append((str(path), reason))
-        if recursive:
-            pending[:0] = subfolders
+        pending[:0] = subfolders
     found.sort(key=lambda f: f.source)
     return found, skipped, problems

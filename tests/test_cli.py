@@ -73,11 +73,16 @@ def test_existing_outputs_skip_overwrite_and_refuse(tmp_path, photo, tiny_models
 
 
 def test_unwritable_output_folder(tmp_path, photo, tiny_models):
-    source = save_jpeg(tmp_path / "a.jpg", photo[:32, :32], quality=20)
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    result = runner.invoke(app, ["restore", str(source), "-o", str(blocker / "out")])
+    """-o below a file is a usage error (tests/hostile/test_batch_inputs.py); a mirrored
+    subfolder blocked by a file fails that file only."""
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    save_jpeg(tmp_path / "in" / "sub" / "a.jpg", photo[:32, :32], quality=20)
+    save_jpeg(tmp_path / "in" / "b.jpg", photo[:32, :32], quality=20)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "sub").write_text("x")
+    result = runner.invoke(app, ["restore", str(tmp_path / "in"), "-r", "-o", str(tmp_path / "out")])
     assert result.exit_code == 1 and "cannot create output folder" in result.output
+    assert (tmp_path / "out" / "b.png").is_file()
 
 
 def test_usage_errors_exit_2(tmp_path):

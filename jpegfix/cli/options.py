@@ -26,7 +26,19 @@ DeviceOpt = Annotated[str, typer.Option("--device", callback=_check_device,
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name (see `jpegfix models`) or a method name (cqr: cqr-color-s or cqr-gray-s per image); default: chosen per image.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
-TileOpt = Annotated[int, typer.Option("--tile", help="Tile side in pixels (0: chosen from free memory).")]
+MIN_TILE = 64
+"""Smallest tile side taken: below it the tiles' context and overlap cost more than the tile
+itself, and a mistyped --tile 5 would silently run for hours."""
+
+
+def _check_tile(value: int) -> int:
+    if value != 0 and value < MIN_TILE:
+        raise typer.BadParameter(f"{value} is neither 0 (chosen from free memory) nor a side of at least {MIN_TILE} pixels")
+    return value
+
+
+TileOpt = Annotated[int, typer.Option("--tile", callback=_check_tile,
+                                      help=f"Tile side in pixels, 0 (chosen from free memory) or at least {MIN_TILE}.")]
 
 # jpegfix.runtime.BACKENDS / PRECISIONS, spelled here because that module imports torch and
 # parsing options must not (tests/test_runtime.py checks that the two agree).
