@@ -10,6 +10,7 @@ over a different image list are not comparable with published ones.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,10 @@ class DatasetSpec:
     luma_of_colour: bool = False
     """The files are colour; the set is their MATLAB BT.601 luma (:func:`rgb_to_y`)."""
     description: str = ""
+    scale: float = 1.0
+    """Shrink every image by this factor on loading (Lanczos), as training shrinks images stored
+    as JPEGs (``jpeg_scale``): BSDS500's references are quality-95 JPEGs, whose own 8x8
+    blocking would otherwise be the "clean" truth at high qualities."""
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -82,6 +87,12 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("bsds500_gray", "bsds500_test", tuple(f"{n}.jpg" for n in _BSDS500_TEST), 1,
                     luma_of_colour=True,
                     description="BSDS500 test set as MATLAB BT.601 luma, derived from bsds500"),
+        DatasetSpec("bsds500_half", "bsds500_test", tuple(f"{n}.jpg" for n in _BSDS500_TEST), 3, scale=0.5,
+                    description="BSDS500 test set at half size (240x160): references without the "
+                                "originals' quality-95 blocking, for scoring high qualities"),
+        DatasetSpec("bsds500_half_gray", "bsds500_test", tuple(f"{n}.jpg" for n in _BSDS500_TEST), 1,
+                    luma_of_colour=True, scale=0.5,
+                    description="bsds500_half as MATLAB BT.601 luma"),
     )
 }
 """The registered sets by name."""
@@ -102,6 +113,8 @@ class Dataset:
     expected: int = 0
     """Files in the full set (0 for an ad-hoc folder)."""
     registered: bool = False
+    scale: float = 1.0
+    """:attr:`DatasetSpec.scale`."""
 
     @property
     def default_channel(self) -> str:
@@ -116,6 +129,10 @@ class Dataset:
         """
         try:
             with Image.open(path) as image:
+                if self.scale != 1:
+                    size = (max(1, round(image.width * self.scale)), max(1, round(image.height * self.scale)))
+                    image = image.convert("RGB" if self.channels == 3 or self.luma_of_colour else "L")
+                    image = image.resize(size, Image.Resampling.LANCZOS)
                 if self.luma_of_colour:
                     return rgb_to_y(np.asarray(image.convert("RGB"), dtype=np.uint8))[..., None]
                 if self.channels == 1:
@@ -162,8 +179,7 @@ def resolve_dataset(name: str, data_root: str | Path | None = None, *, limit: in
     else:
         raise DataError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}, or a folder of images")
     if limit is not None and limit > 0:
-        dataset = Dataset(dataset.name, dataset.folder, dataset.paths[:limit], dataset.channels,
-                          dataset.luma_of_colour, dataset.expected, dataset.registered)
+        dataset = dataclasses.replace(dataset, paths=dataset.paths[:limit])
     return dataset
 
 
@@ -180,7 +196,7 @@ def _find_registered(spec: DatasetSpec, data_root: str | Path | None) -> Dataset
             looked.append(f"{folder} ({label}: incomplete, missing {shown})")
             continue
         return Dataset(spec.name, folder, tuple(folder / f for f in spec.files), spec.channels,
-                       spec.luma_of_colour, len(spec.files), registered=True)
+                       spec.luma_of_colour, len(spec.files), registered=True, scale=spec.scale)
     raise DataError(
         f"data set {spec.name} ({len(spec.files)} files in a folder named {spec.folder}) not found; "
         f"looked in: {'; '.join(looked)}; put the files in one of these folders, or pass "

@@ -16,8 +16,10 @@ BAD_INPUT = 2
 
 def bench_command(
     dataset: Annotated[Optional[str], typer.Option(
-        "--dataset", "-d", help="Comma list of live1, live1_gray, classic5, bsds500, bsds500_gray or image "
-                                "folders (default: live1; none with --speed alone).")] = None,
+        "--dataset", "-d", help="Comma list of live1, live1_gray, classic5, bsds500, bsds500_gray, bsds500_half, "
+                                "bsds500_half_gray (BSDS500 at half size: references without their own quality-95 "
+                                "blocking, for high qualities) or image folders (default: live1; none with --speed "
+                                "alone).")] = None,
     qf: Annotated[Optional[str], typer.Option(
         "--qf", help="Comma list of JPEG qualities 1..100 (default 10,20,30,40) and/or 'none': the clean image "
                      "as input, scored against itself (how much a model changes an image that needs nothing).")] = None,

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -30,7 +32,8 @@ def fake_classic5(root):
 
 def test_registry_lists_the_standard_sets_with_their_files():
     counts = {name: len(spec.files) for name, spec in DATASETS.items()}
-    assert counts == {"live1": 29, "live1_gray": 29, "classic5": 5, "bsds500": 200, "bsds500_gray": 200}
+    assert counts == {"live1": 29, "live1_gray": 29, "classic5": 5, "bsds500": 200, "bsds500_gray": 200,
+                      "bsds500_half": 200, "bsds500_half_gray": 200}
     assert DATASETS["bsds500"].folder == "bsds500_test" and DATASETS["live1"].channels == 3
     assert DATASETS["live1_gray"].files[0] == "bikes.png" and DATASETS["classic5"].channels == 1
     assert all(len(set(spec.files)) == len(spec.files) for spec in DATASETS.values())
@@ -108,3 +111,14 @@ def test_shared_sets_are_complete_and_gray_sets_are_matlab_luma():
     np.testing.assert_array_equal(rgb_to_y(live1.load(live1.paths[0])), gray.load(gray.paths[0])[..., 0])
     bsds = resolve_dataset("bsds500_gray", SHARED_BENCH, limit=1)
     assert bsds.load(bsds.paths[0]).shape in ((321, 481, 1), (481, 321, 1))
+    half = resolve_dataset("bsds500_half", SHARED_BENCH, limit=1)
+    half_gray = resolve_dataset("bsds500_half_gray", SHARED_BENCH, limit=1)
+    assert half.load(half.paths[0]).shape in ((160, 240, 3), (240, 160, 3))
+    np.testing.assert_array_equal(rgb_to_y(half.load(half.paths[0])), half_gray.load(half_gray.paths[0])[..., 0])
+
+
+def test_a_scaled_set_is_shrunk_on_loading(tmp_path):
+    folder = make_folder(tmp_path / "set", 1, 3)
+    dataset = dataclasses.replace(resolve_dataset(str(folder)), scale=0.5)
+    full = resolve_dataset(str(folder)).load(dataset.paths[0])
+    assert dataset.load(dataset.paths[0]).shape == (full.shape[0] // 2, full.shape[1] // 2, 3)
