@@ -196,7 +196,7 @@ def candidate_targets(target: Path, samples: int) -> list[Path]:
 
 
 def restore_file(
-    job: Job, options: RestoreOptions, restorers: dict[str, Restorer], sources: Sources | set[Path],
+    job: Job, options: RestoreOptions, restorers: dict[str, Restorer], sources: Sources,
     reader: Any = None,
     *, on_tile: Callable[[int, int], None] | None = None, decoded: Future | None = None,
 ) -> FileResult:
@@ -211,7 +211,6 @@ def restore_file(
     """
     result = FileResult(str(job.source), str(job.target), "ok")
     started = time.perf_counter()
-    sources = sources if isinstance(sources, Sources) else Sources(sources)
     try:
         targets = candidate_targets(job.target, options.samples)
         decisions = [_check_target(Job(job.source, t), sources, options) for t in targets]

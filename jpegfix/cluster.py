@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 # The engine's batch API, imported in this one place (it moves to jpegfix.batch unchanged).
-from jpegfix.batch import FileResult, Job, RestoreOptions, candidate_targets, plan_jobs, restore_file
+from jpegfix.batch import FileResult, Job, RestoreOptions, Sources, candidate_targets, plan_jobs, restore_file
 from jpegfix.errors import JpegfixError
 from jpegfix.output import EXTENSIONS, choose_format, is_complete_output
 from jpegfix.paths import FORMAT_BY_SUFFIX, INPUT_SUFFIXES, LOSSLESS_FORMATS, name_outputs
@@ -393,7 +393,7 @@ class FileRestorer:
         local_target = self.staging / "out" / PurePosixPath(target).name if remote else Path(target)
         try:
             result = restore_file(Job(staged, local_target), self.options, self.restorers,
-                                  {Path(p) for p in json.loads(guarded)}, self.reader)
+                                  Sources([Path(p) for p in json.loads(guarded)]), self.reader)
         finally:
             staged.unlink()
         result.source = source

@@ -312,9 +312,9 @@ class Runner:
             descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(descriptor, 1)
             os.dup2(descriptor, 2)
-            from jpegfix.batch import Job, restore_file
+            from jpegfix.batch import Job, Sources, restore_file
 
-            result = restore_file(Job(source, target), self.options, self.restorers, {source.resolve()})
+            result = restore_file(Job(source, target), self.options, self.restorers, Sources([source]))
             message = json.dumps({"status": result.status, "error": result.error})
         except BaseException:
             message, code = "TRACEBACK " + traceback.format_exc(), 3

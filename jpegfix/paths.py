@@ -127,12 +127,18 @@ def name_outputs(entries: list[tuple[str, str, str]], suffix: str) -> list[tuple
     return named
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path`` itself if it exists, else its nearest existing ancestor (what a later
+    ``mkdir(parents=True)`` would build on)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def name_too_long(folder: Path, name: str) -> str | None:
     """Why ``name`` cannot be created in ``folder`` (too many bytes), or None."""
     limit = NAME_MAX
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = nearest_existing(folder)
     try:
         limit = os.pathconf(probe, "PC_NAME_MAX")
     except (OSError, ValueError, AttributeError):
@@ -199,10 +205,11 @@ def _once_each(found: list[Found]) -> list[Found]:
 
 
 def _inside(path: Path, folder: Path | None) -> bool:
-    """Whether ``path`` is ``folder`` or lies below it (both resolved); False without a folder."""
+    """Whether ``path`` (resolved here) is ``folder`` (already resolved) or lies below it;
+    False without a folder."""
     if folder is None:
         return False
-    path, folder = path.resolve(), folder.resolve()
+    path = path.resolve()
     return path == folder or folder in path.parents
 
 
@@ -212,7 +219,8 @@ def _expand_glob(pattern: str, recursive: bool, output: Path | None = None) -> t
     below the glob's fixed folder, are left out (one skipped entry says so)."""
     head, tail = os.path.split(pattern)
     base = Path(_fixed_prefix(pattern))
-    excluded = output if output is not None and not _inside(base, output) else None
+    output = output.resolve() if output is not None else None
+    excluded = output if not _inside(base, output) else None
     found, skipped = [], []
     for match in sorted(glob.glob(os.path.join(head, _any_case(tail)), recursive=recursive)):
         path = Path(match)

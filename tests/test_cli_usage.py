@@ -161,3 +161,10 @@ def test_download_refuses_weights_that_do_not_match_their_card(fake_hub):
 def test_download_of_an_unknown_model_is_a_usage_error():
     result = runner.invoke(app, ["download", "qgcn-colour-paper"])
     assert result.exit_code == 2 and "did you mean qgcn-color-paper" in said(result)
+
+
+def test_the_cli_spells_the_clean_quality_default_as_jpegfix_clean_does():
+    from jpegfix.clean import DEFAULT_CLEAN_QUALITY
+    from jpegfix.cli import restore
+
+    assert restore.DEFAULT_CLEAN_QUALITY == DEFAULT_CLEAN_QUALITY

@@ -16,10 +16,12 @@ from rich.markup import escape
 
 from jpegfix.cli.options import BackendOpt, DeviceOpt, JsonOpt, ModelOpt, PrecisionOpt, QuietOpt, ThreadsOpt, TileOpt
 from jpegfix.cli.render import console, err_console, progress_bar
-from jpegfix.clean import DEFAULT_CLEAN_QUALITY
 from jpegfix.limits import BYTES_PER_PIXEL, DEFAULT_MAX_MEMORY_GB, parse_limit
 from jpegfix.limits import BASE_BYTES as _BASE
 
+DEFAULT_CLEAN_QUALITY = 95
+"""jpegfix.clean.DEFAULT_CLEAN_QUALITY, spelled here because that module imports numpy and the
+table recovery, which parsing options must not (tests/test_cli_usage.py checks that they agree)."""
 _MEMORY_HELP = (
     f"Refuse, before decoding, images whose restore would need more memory than this many GB. "
     f"The estimate comes from the size the header declares: about {_BASE / 1e9:.1f} GB "
@@ -203,9 +205,9 @@ def _run(jobs, problems, options, run, *, quiet: bool, as_json: bool, shown: "St
 def _check_out_folder(out: Path) -> None:
     """Usage error (exit 2) when ``out`` or a folder above it is a file: otherwise every input
     of the batch would fail on it, one line each."""
-    probe = out
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    from jpegfix.paths import nearest_existing
+
+    probe = nearest_existing(out)
     if probe.exists() and not probe.is_dir():
         what = "is a file" if probe == out else f"cannot be created: {probe} is a file"
         raise typer.BadParameter(f"{out} {what}; give an output folder", param_hint="--out")

@@ -112,7 +112,7 @@ def test_an_unsearchable_folder_is_reported_and_the_batch_goes_on():
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
 def test_a_read_only_output_folder_is_a_one_line_failure_per_file():
-    from jpegfix.batch import Job, RestoreOptions, restore_file
+    from jpegfix.batch import Job, RestoreOptions, Sources, restore_file
 
     base = Path(tempfile.mkdtemp(prefix="jpegfix-hostile-"))
     try:
@@ -123,7 +123,7 @@ def test_a_read_only_output_folder_is_a_one_line_failure_per_file():
         os.chmod(base / "out", 0o555)
 
         def restore():
-            result = restore_file(Job(source, base / "out" / "a.png"), RestoreOptions(), {}, {source})
+            result = restore_file(Job(source, base / "out" / "a.png"), RestoreOptions(), {}, Sources([source]))
             return f"{result.status}|{result.error}"
 
         ok, message = _as_nobody(restore)

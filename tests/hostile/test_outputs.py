@@ -46,7 +46,7 @@ def test_an_output_claimed_during_the_restore_is_not_replaced(tmp_path, monkeypa
         return restore(*args, **kwargs)
 
     monkeypatch.setattr(engine, "restore_pixels", concurrent_run_writes_first)
-    result = batch.restore_file(batch.Job(source, target), batch.RestoreOptions(), {}, {source.resolve()})
+    result = batch.restore_file(batch.Job(source, target), batch.RestoreOptions(), {}, batch.Sources([source]))
     assert result.status == "failed" and "exists" in result.error
     assert target.read_bytes() == b"the other run's picture"
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.png"]  # no temporary left behind
