@@ -178,6 +178,10 @@ def _check_target(job: Job, sources: Sources, options: RestoreOptions) -> str | 
             return "skip" if is_complete_output(job.target) else "replace"
         if not options.overwrite:
             raise OutputError(f"{job.target} exists (use --overwrite or --skip-existing)")
+        if not _replaceable(job):
+            raise OutputError(f"{job.target} lies beside its source and is not jpegfix's output of it (its "
+                              f"modification time differs from {job.source.name}'s); not replaced: move it "
+                              "or choose another output folder")
     folder = job.target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -186,6 +190,23 @@ def _check_target(job: Job, sources: Sources, options: RestoreOptions) -> str | 
     if not os.access(folder, os.W_OK):
         raise OutputError(f"output folder {folder} is not writable")
     return None
+
+
+OUTPUT_TIME_TOLERANCE = 2.0
+"""Seconds: FAT file systems keep modification times to 2 s."""
+
+
+def _replaceable(job: Job) -> bool:
+    """Whether --overwrite may replace ``job.target``. Anywhere but beside the source, yes: the
+    output folder is jpegfix's. Beside it (``-o`` the input's own folder) the name may belong
+    to an original (``a.png`` next to ``a.jpg``); jpegfix's outputs carry their source's
+    modification time, so only a file that does is taken for an earlier output."""
+    if job.target.parent.resolve() != job.source.parent.resolve():
+        return True
+    try:
+        return abs(os.stat(job.target).st_mtime - os.stat(job.source).st_mtime) < OUTPUT_TIME_TOLERANCE
+    except OSError:
+        return True  # gone meanwhile, or the source unreadable (its read will fail and say why)
 
 
 def candidate_targets(target: Path, samples: int) -> list[Path]:

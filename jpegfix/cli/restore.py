@@ -51,7 +51,7 @@ def restore_command(
     jpeg_quality: Annotated[int, typer.Option("--jpeg-quality", min=1, max=100, help="Quality of --format jpeg outputs (4:4:4, no chroma subsampling).")] = 95,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Recurse into folders (hidden ones skipped) and let ** in a glob match folders.")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip files whose output exists.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never inputs).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never inputs; beside the inputs, only earlier outputs: files with their source's modification time).")] = False,
     skip_clean: Annotated[bool, typer.Option("--skip-clean", help="Pass through images that are already clean (judged from the pixels: tables recovered from them, an earlier compression under a JPEG's tables), writing their decoded pixels losslessly instead of restoring them.")] = False,
     clean_quality: Annotated[int, typer.Option("--clean-quality", min=1, max=100, help="With --skip-clean: IJG quality from which an image counts as clean.")] = DEFAULT_CLEAN_QUALITY,
     max_megapixels: Annotated[float, typer.Option("--max-megapixels", help="Refuse images that declare more megapixels (checked from the header, before decoding; any value works, Pillow's own limit is not used).")] = 150.0,

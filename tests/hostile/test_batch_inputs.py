@@ -104,3 +104,22 @@ def test_xmp_orientation_is_reset_with_the_exif_one(tmp_path):
     Image.fromarray(corpus.picture(48, 32)).save(tmp_path / "turned.jpg", exif=exif.tobytes(), xmp=xmp)
     image = read_image(tmp_path / "turned.jpg")
     assert image.orientation == 6 and b'tiff:Orientation="1"' in image.xmp
+
+
+def test_overwrite_beside_the_originals_replaces_earlier_outputs_only(tmp_path):
+    """``-o`` the input's own folder: ``a.png`` beside ``a.jpg`` may be an unrelated original.
+    An earlier output carries a.jpg's modification time and is replaced; a file that does not
+    is left alone with one clear line."""
+    source = _write(tmp_path / "a.jpg")
+    unrelated = tmp_path / "a.png"
+    Image.new("RGB", (8, 8), "red").save(unrelated)
+    os.utime(unrelated, (source.stat().st_mtime - 3600,) * 2)
+    original = unrelated.read_bytes()
+    refused = run_cli("restore", source, "-o", tmp_path, "--overwrite", "--json", "-q")
+    assert refused.exit_code == 1 and unrelated.read_bytes() == original
+    assert "not jpegfix's output" in records(refused.stdout)["a.jpg"]["error"]
+    unrelated.unlink()
+    for attempt in range(2):  # the second run replaces the first run's output
+        result = run_cli("restore", source, "-o", tmp_path, "--overwrite", "--json", "-q")
+        assert result.exit_code == 0, result.output
+    assert Image.open(unrelated).size == Image.open(source).size
