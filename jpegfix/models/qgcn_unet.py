@@ -181,3 +181,10 @@ for colour, channels in (("color", 3), ("gray", 1)):
         description=f"The U-Net trunk and QGCN's global branch without tables ({colour}): blind, "
                     "trained on clean, resized and off-grid inputs too",
     ))
+    MODELS.register(ModelSpec(
+        name=f"qgcn-unet-blind-{colour}-m", method="qgcn", arch=BlindQGCNUNet,
+        arch_args=dict(MEDIUM, channels=channels), channels=channels, needs_tables=False,
+        weights_dtype="float16",
+        description=f"The medium U-Net trunk and QGCN's global branch without tables ({colour}): "
+                    "blind, trained on clean, resized and off-grid inputs too",
+    ))
