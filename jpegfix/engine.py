@@ -32,14 +32,13 @@ from jpegfix.weights import load_model
 
 DEFAULT_TABLE_MODELS = {3: "qgcn-unet-color-m", 1: "qgcn-unet-gray-m"}
 """Default models for images whose quantization tables are known (JPEG files, or --quality)."""
-DEFAULT_BLIND_MODELS = {3: "qgcn-unet-blind-color-s", 1: "contrastive-gray-s"}
+DEFAULT_BLIND_MODELS = {3: "qgcn-unet-blind-color-m", 1: "qgcn-unet-blind-gray-m"}
 """Default models for images without usable tables (JPEGs whose tables fail validation, or a
 blind model asked for by method): the best measured blind model of each kind on LIVE1 (never
-trained on), harm included (docs/blind.md). Colour: the blind U-Net, +1.04 to +0.99 dB at
-q10-40 as cqr-color-s (+1.04 to +1.02), but nothing worse than -0.05 dB at q90-100 where
-cqr-color-s loses up to 0.77 dB, and clean photos back at 51 dB or more against cqr's 38.
-Grey: contrastive-gray-s, +1.13 to +1.23 dB (the grey blind U-Net still harms quality-100
-files)."""
+trained on), harm included (docs/blind.md): the medium blind U-Nets. Colour +1.20 to +1.21 dB
+at q10-40 (the small one +1.04 to +0.99), grey +1.24 to +1.39 (contrastive-gray-s +1.14 to
++1.24); at q90-100 no image more than 0.01 dB worse, clean photos back at 76 dB or more
+against themselves, most bit-identical."""
 DEFAULT_OVERLAP = 32
 DEFAULT_CONTEXT = 48
 """Pixels of extra context read around each tile and discarded after the network: a

@@ -102,7 +102,7 @@ def test_routing_tables_to_qgcn_and_no_tables_to_the_blind_model(tmp_path, photo
     assert (name, components, reason) == ("contrastive-color-s", None, "--model, blind model (tables not used)")
     with pytest.raises(InputError, match=f"--quality Q .* or use --model {DEFAULT_BLIND_MODELS[3]}"):
         choose_model(read_image(tmp_path / "a.png"), RestoreOptions(model="qgcn-color-s"))
-    with pytest.raises(InputError, match="try --model contrastive-gray-s"):
+    with pytest.raises(InputError, match=f"try --model {DEFAULT_BLIND_MODELS[1]}"):
         choose_model(read_image(tmp_path / "g.png"), RestoreOptions(model="contrastive-color-s"))
 
 
