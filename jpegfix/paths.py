@@ -164,6 +164,7 @@ def find_inputs(
     found: list[Found] = []
     skipped: list[tuple[str, str]] = []
     problems: list[tuple[str, str]] = []
+    output = output.resolve() if output is not None else None  # once; the scans compare resolved paths
     for item in items:
         kind, reason = _kind(item)
         if kind == "folder":
@@ -215,11 +216,10 @@ def _inside(path: Path, folder: Path | None) -> bool:
 
 def _expand_glob(pattern: str, recursive: bool, output: Path | None = None) -> tuple[list[Found], list[tuple[str, str]]]:
     """The images a glob matches, extensions in any case; Python's glob already leaves out
-    hidden names (``*`` does not match a leading dot). Matches in ``output``, when it lies
-    below the glob's fixed folder, are left out (one skipped entry says so)."""
+    hidden names (``*`` does not match a leading dot). Matches in ``output`` (resolved), when
+    it lies below the glob's fixed folder, are left out (one skipped entry says so)."""
     head, tail = os.path.split(pattern)
     base = Path(_fixed_prefix(pattern))
-    output = output.resolve() if output is not None else None
     excluded = output if not _inside(base, output) else None
     found, skipped = [], []
     for match in sorted(glob.glob(os.path.join(head, _any_case(tail)), recursive=recursive)):
@@ -346,12 +346,11 @@ def _scan_folder(root: Path, recursive: bool, output: Path | None = None
                  ) -> tuple[list[Found], list[tuple[str, str]], list[tuple[str, str]]]:
     """Images under ``root`` (sorted, one level or all), files and folders skipped with their
     reasons, and a problem per folder that cannot be listed and per image-named entry that is
-    not a regular file. Hidden folders, and ``output`` when it lies below ``root``, are not
+    not a regular file. Hidden folders, and ``output`` (resolved) when it lies below ``root``, are not
     entered; without ``recursive`` each subfolder is reported as not searched."""
     found: list[Found] = []
     skipped: list[tuple[str, str]] = []
     problems: list[tuple[str, str]] = []
-    output = output.resolve() if output is not None else None
     pending = [root]
     while pending:
         folder = pending.pop(0)
