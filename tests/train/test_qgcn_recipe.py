@@ -1,4 +1,5 @@
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -74,6 +75,23 @@ def test_resume_mid_stage_continues_where_it_stopped(tmp_path, folders, tiny_qgc
     resumed = []
     train(recipe, tmp_path / "run", resume=True, val_every=100, on_progress=lambda p: resumed.append((p.stage, p.step)))
     assert resumed[0] == ("small", 5) and resumed[-1] == ("large", 2)
+
+
+def test_banks_are_redrawn_after_each_pass_and_spent_draws_deleted(tmp_path, folders, tiny_qgcn):
+    # bank_patches=1: 4 patches of 32px, two steps of 2 per pass, so steps 0-1 / 2-3 / 4-5 each walk a new draw
+    cache = tmp_path / "cache"
+    recipe = make_recipe("qgcn", SETTINGS + ["bank_patches=1"], [folders[0]], [folders[1]], cache)
+    batch_of = recipe.stages()[0].make_batches(SimpleNamespace(device="cpu"))
+    draws = [batch_of(step)[1] for step in range(6)]
+    assert torch.equal(batch_of(0)[1], draws[0])  # deterministic in the step, as resuming needs
+    firsts = [torch.cat(draws[r * 2 : r * 2 + 2]) for r in range(3)]
+    assert not torch.equal(firsts[0], firsts[1]) and not torch.equal(firsts[1], firsts[2])
+    # the first draw stays cached for later runs; of the later ones only the one in use is kept
+    assert sorted(p.name.rsplit("-", 2)[-1] for p in cache.glob("bank-*-32-*")) == ["1.npz", "r2.npz"]
+
+    one = make_recipe("qgcn", SETTINGS + ["bank_patches=1", "bank_passes=0"], [folders[0]], [folders[1]], cache)
+    same = one.stages()[0].make_batches(SimpleNamespace(device="cpu"))
+    assert torch.equal(same(4)[1], draws[0])  # bank_passes=0: the first bank, cycled
 
 
 def test_overrides_are_validated():

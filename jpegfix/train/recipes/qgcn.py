@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from jpegfix.data import (
-    BLIND_AFTER_DECODING, CompressionMix, PatchBank, cached, jpeg_roundtrip, list_images, load_image, make_patch_bank, resize,
+    BLIND_AFTER_DECODING, CompressionMix, PatchBank, cached, jpeg_roundtrip, list_images, load_image, make_patch_bank,
+    redrawn_banks, resize,
 )
 from jpegfix.metrics import psnr
 from jpegfix.models import MODELS
@@ -55,6 +56,7 @@ class QGCNConfig:
     jpeg_scale: float = 0.5  # training images stored as JPEG (BSDS500, q95) are halved first
     relative_loss: bool = True
     bank_patches: int = 24000  # pre-compressed patches per stage, cycled (memory: 0.6 GB colour)
+    bank_passes: int = 1  # passes over a bank before a fresh one is drawn; 0: one bank (before 2026-12-03)
     small_size: int = 64  # paper: 64x64, batch 256
     small_batch: int = 16
     small_steps: int = 6000
@@ -120,6 +122,8 @@ class QGCNRecipe(RecipeData):
             "clean_targets": f"images stored as JPEG scaled by {c.jpeg_scale} (Lanczos) before cropping",
             "stages": {"small": f"{c.small_steps} steps x {c.small_batch} patches of {c.small_size}px",
                        "large": f"{c.large_steps} steps x {c.large_batch} crops of {c.large_size}px"},
+            "banks": (f"{c.bank_patches} patches of 64px or their area in larger ones, redrawn after every "
+                      f"{c.bank_passes} passes" if c.bank_passes else "one bank per stage, cycled"),
         }
 
     # -- data -------------------------------------------------------------------------
@@ -130,16 +134,25 @@ class QGCNRecipe(RecipeData):
             # The bank's name carries its recipe, so a resumed run with a changed mix makes a new one.
             recipe = repr(self.mix) + (repr(self.after_decoding) if self.after_decoding else "")
             kind = f"mix{zlib.crc32(recipe.encode()):08x}" if self.mix is not None else "ijg"
-            bank = cached(self.cache / f"bank-{kind}-{size}-{count}-{self.spec.channels}-{salt}.npz", lambda: make_patch_bank(
-                self.training_images(), count=count, size=size,
-                quality_range=(self.config.quality_min, self.config.quality_max),
-                seed=self.config.seed + salt, share_444=self.config.share_444,
-                mix=self.mix, realworld=self._realworld_tables(), after_decoding=self.after_decoding,
-            ), PatchBank.load)
-            load = bank.loader(batch, self.config.seed + salt, ctx.device)
+            stem = f"bank-{kind}-{size}-{count}-{self.spec.channels}-{salt}"
+            seed = self.config.seed + salt
+
+            def bank_of(round_: int) -> PatchBank:
+                name = stem if round_ == 0 else f"{stem}-s{seed}-r{round_}"
+                if round_ > 1:  # later draws are kept only while they are walked (0.6 GB each)
+                    (self.cache / f"{stem}-s{seed}-r{round_ - 1}.npz").unlink(missing_ok=True)
+                return cached(self.cache / f"{name}.npz", lambda: make_patch_bank(
+                    self.training_images(), count=count, size=size,
+                    quality_range=(self.config.quality_min, self.config.quality_max),
+                    seed=seed + 7919 * round_, share_444=self.config.share_444,
+                    mix=self.mix, realworld=self._realworld_tables(), after_decoding=self.after_decoding,
+                ), PatchBank.load)
+
+            load = redrawn_banks(bank_of, count=count, batch=batch, passes=self.config.bank_passes,
+                                 seed=seed, device=ctx.device)
 
             def batch_of(step: int):
-                degraded, clean, indices = load(step)
+                bank, (degraded, clean, indices) = load(step)
                 if not self.spec.needs_tables:
                     return degraded, clean, None
                 return degraded, clean, torch.from_numpy(bank.qmaps(indices)).to(ctx.device)
