@@ -122,8 +122,7 @@ class QGCNRecipe(RecipeData):
             "clean_targets": f"images stored as JPEG scaled by {c.jpeg_scale} (Lanczos) before cropping",
             "stages": {"small": f"{c.small_steps} steps x {c.small_batch} patches of {c.small_size}px",
                        "large": f"{c.large_steps} steps x {c.large_batch} crops of {c.large_size}px"},
-            "banks": (f"{c.bank_patches} patches of 64px or their area in larger ones, redrawn after every "
-                      f"{c.bank_passes} passes" if c.bank_passes else "one bank per stage, cycled"),
+            "banks": f"{c.bank_patches} patches of 64px or their area in larger ones, {_redraws(c.bank_passes)}",
         }
 
     # -- data -------------------------------------------------------------------------
@@ -246,3 +245,9 @@ def after_decoding_case(clean: np.ndarray, case: str) -> tuple[np.ndarray, np.nd
     h, w = (side - 16 for side in clean.shape[:2])
     cut = lambda a: np.ascontiguousarray(a[3 : 3 + h, 5 : 5 + w])
     return cut(clean), cut(jpeg)
+
+
+def _redraws(passes: int) -> str:
+    if passes == 0:
+        return "one bank per stage, cycled"
+    return "redrawn after each pass" if passes == 1 else f"redrawn after every {passes} passes"
