@@ -55,7 +55,7 @@ class QGCNConfig:
     after_decoding: tuple | None = None
     jpeg_scale: float = 0.5  # training images stored as JPEG (BSDS500, q95) are halved first
     relative_loss: bool = True
-    bank_patches: int = 24000  # pre-compressed patches per stage, cycled (memory: 0.6 GB colour)
+    bank_patches: int = 24000  # pre-compressed 64 px patches per bank, or their area (memory: 0.6 GB colour)
     bank_passes: int = 1  # passes over a bank before a fresh one is drawn; 0: one bank (before 2026-12-03)
     small_size: int = 64  # paper: 64x64, batch 256
     small_batch: int = 16
