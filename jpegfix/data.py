@@ -351,11 +351,12 @@ def cached(path: Path, make: Callable[[], Bank], load: Callable[[Path], Bank]) -
     return bank
 
 
-def redrawn_banks(bank_of: Callable[[int], PatchBank], *, count: int, batch: int, passes: int,
+def redrawn_banks(bank_of: Callable[[int, int], PatchBank], *, count: int, batch: int, passes: int,
                   seed: int, device) -> Callable[[int], tuple[PatchBank, tuple]]:
     """``load(step)`` -> (bank, (degraded, clean, indices)) over a series of banks of ``count``
-    patches: bank ``r`` is ``bank_of(r)``, walked ``passes`` times, then replaced by the next
-    (``passes`` 0: one bank for the whole stage).
+    patches: bank ``r`` is ``bank_of(r, its seed)`` (``seed`` for the first), walked in a shuffle
+    of that seed ``passes`` times, then replaced by the next (``passes`` 0: one bank for the
+    whole stage).
 
     Why: a bank holds a few thousand patches, and a network of ten million parameters learns
     them by heart. The medium U-Nets saw one fixed bank of 6000 patches for 50000 steps over
@@ -368,8 +369,9 @@ def redrawn_banks(bank_of: Callable[[int], PatchBank], *, count: int, batch: int
     def load(step: int) -> tuple[PatchBank, tuple]:
         round_ = step // steps_per_bank if steps_per_bank else 0
         if current.get("round") != round_:
-            bank = bank_of(round_)
-            current.update(round=round_, bank=bank, load=bank.loader(batch, seed + 7919 * round_, device))
+            round_seed = seed + 7919 * round_
+            bank = bank_of(round_, round_seed)
+            current.update(round=round_, bank=bank, load=bank.loader(batch, round_seed, device))
         return current["bank"], current["load"](step)
 
     return load

@@ -136,14 +136,16 @@ class QGCNRecipe(RecipeData):
             stem = f"bank-{kind}-{size}-{count}-{self.spec.channels}-{salt}"
             seed = self.config.seed + salt
 
-            def bank_of(round_: int) -> PatchBank:
-                name = stem if round_ == 0 else f"{stem}-s{seed}-r{round_}"
+            def path_of(round_: int) -> Path:
+                return self.cache / (f"{stem}.npz" if round_ == 0 else f"{stem}-s{seed}-r{round_}.npz")
+
+            def bank_of(round_: int, round_seed: int) -> PatchBank:
                 if round_ > 1:  # later draws are kept only while they are walked (0.6 GB each)
-                    (self.cache / f"{stem}-s{seed}-r{round_ - 1}.npz").unlink(missing_ok=True)
-                return cached(self.cache / f"{name}.npz", lambda: make_patch_bank(
+                    path_of(round_ - 1).unlink(missing_ok=True)
+                return cached(path_of(round_), lambda: make_patch_bank(
                     self.training_images(), count=count, size=size,
                     quality_range=(self.config.quality_min, self.config.quality_max),
-                    seed=seed + 7919 * round_, share_444=self.config.share_444,
+                    seed=round_seed, share_444=self.config.share_444,
                     mix=self.mix, realworld=self._realworld_tables(), after_decoding=self.after_decoding,
                 ), PatchBank.load)
 
