@@ -101,6 +101,40 @@ def test_overrides_are_validated():
         apply_overrides(QGCNConfig(), ["smal_steps=7"])
 
 
+class _FixedOutput(torch.nn.Module):
+    """A "network" that answers every input with the same image, so the loss is known."""
+
+    def __init__(self, output: torch.Tensor):
+        super().__init__()
+        self.output = output
+
+    def forward(self, image, qmaps=None):
+        return self.output
+
+
+@pytest.mark.parametrize("settings, expected", [
+    ([], lambda r, d: (r.abs().mean(dim=(1, 2, 3)) / d.abs().mean(dim=(1, 2, 3))).mean()),
+    (["relative_loss=false"], lambda r, d: r.abs().mean()),
+    (["relative_loss=false", "loss_power=2"], lambda r, d: (r ** 2).mean()),
+    (["loss_power=2"], lambda r, d: ((r ** 2).mean(dim=(1, 2, 3)) / (d ** 2).mean(dim=(1, 2, 3))).mean()),
+])
+def test_the_loss_is_the_configured_power_of_the_error(tmp_path, folders, settings, expected):
+    recipe = make_recipe("qgcn", SETTINGS + settings, [folders[0]], [folders[1]], tmp_path / "cache")
+    generator = torch.Generator().manual_seed(0)
+    clean, degraded, restored = (torch.rand(2, 3, 8, 8, generator=generator) for _ in range(3))
+    losses = []
+    ctx = SimpleNamespace(net=lambda name: _FixedOutput(restored), autocast=lambda: torch.autocast("cpu", enabled=False),
+                          backward=lambda loss, name: losses.append(loss))
+    logged = recipe._step((degraded, clean, torch.zeros(2, 3, 8, 8)), ctx)
+    assert losses[0].item() == pytest.approx(expected(restored - clean, degraded - clean).item(), rel=1e-5)
+    assert logged["l1"] == pytest.approx((restored - clean).abs().mean().item(), rel=1e-5)
+
+
+def test_an_unknown_loss_power_is_refused(tmp_path, folders):
+    with pytest.raises(ValueError, match="loss_power"):
+        make_recipe("qgcn", SETTINGS + ["loss_power=3"], [folders[0]], [folders[1]], tmp_path / "cache")
+
+
 def test_learning_rate_schedule_warms_up_and_decays():
     factor = cosine_with_warmup(1000)
     assert factor(0) < factor(19) <= 1.0 and factor(999) < 0.05

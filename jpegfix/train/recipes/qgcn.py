@@ -55,6 +55,9 @@ class QGCNConfig:
     after_decoding: tuple | None = None
     jpeg_scale: float = 0.5  # training images stored as JPEG (BSDS500, q95) are halved first
     relative_loss: bool = True
+    # 1: L1. 2: squared error, the quantity PSNR measures; for fine-tuning an L1-trained net
+    # (L1 first converges faster and more robustly; MSE then aims at the bench's metric).
+    loss_power: int = 1
     bank_patches: int = 24000  # pre-compressed 64 px patches per bank, or their area (memory: 0.6 GB colour)
     bank_passes: int = 1  # passes over a bank before a fresh one is drawn; 0: one bank (before 2026-12-03)
     small_size: int = 64  # paper: 64x64, batch 256
@@ -75,6 +78,8 @@ class QGCNRecipe(RecipeData):
     method = "qgcn"
 
     def __init__(self, config: QGCNConfig, data: list[Path], val: list[Path], cache: Path):
+        if config.loss_power not in (1, 2):
+            raise ValueError(f"loss_power must be 1 (L1) or 2 (squared error), not {config.loss_power}")
         self.config = config
         self.spec = MODELS.get(config.model)
         self.data, self.val, self.cache = data, val, cache
@@ -117,7 +122,7 @@ class QGCNRecipe(RecipeData):
         after = {"after_decoding": dict(self.after_decoding)} if self.after_decoding else {}
         return {
             "quality_range": quality_range, **after,
-            "loss": "L1 relative to the JPEG's own L1, per patch" if c.relative_loss else "L1",
+            "loss": _loss_name(c),
             "encoder": compression,
             "clean_targets": f"images stored as JPEG scaled by {c.jpeg_scale} (Lanczos) before cropping",
             "stages": {"small": f"{c.small_steps} steps x {c.small_batch} patches of {c.small_size}px",
@@ -174,15 +179,17 @@ class QGCNRecipe(RecipeData):
         degraded, clean, qmaps = batch
         with ctx.autocast():
             restored = ctx.net("net")(*self._inputs(degraded, qmaps))
-            errors = (restored.float() - clean).abs().mean(dim=(1, 2, 3))
+            power = self.config.loss_power
+            difference = restored.float() - clean
+            errors = difference.abs().pow(power).mean(dim=(1, 2, 3))
             if self.config.relative_loss:
                 # 0.5 grey level floor: a quality-100 patch's own error can be ~0
-                baseline = (degraded - clean).abs().mean(dim=(1, 2, 3)).clamp_min(0.5 / 255)
+                baseline = (degraded - clean).abs().pow(power).mean(dim=(1, 2, 3)).clamp_min((0.5 / 255) ** power)
                 loss = (errors / baseline).mean()
             else:
                 loss = errors.mean()
         ctx.backward(loss, "net")
-        return {"loss": loss.item(), "l1": errors.mean().item()}
+        return {"loss": loss.item(), "l1": difference.detach().abs().mean().item()}
 
     def _inputs(self, image: torch.Tensor, qmaps: torch.Tensor | None) -> tuple:
         """The network's arguments: blind models take the image alone."""
@@ -247,6 +254,11 @@ def after_decoding_case(clean: np.ndarray, case: str) -> tuple[np.ndarray, np.nd
     h, w = (side - 16 for side in clean.shape[:2])
     cut = lambda a: np.ascontiguousarray(a[3 : 3 + h, 5 : 5 + w])
     return cut(clean), cut(jpeg)
+
+
+def _loss_name(config: QGCNConfig) -> str:
+    name = "L1" if config.loss_power == 1 else "squared error"
+    return f"{name} relative to the JPEG's own {name}, per patch" if config.relative_loss else name
 
 
 def _redraws(passes: int) -> str:
