@@ -94,6 +94,24 @@ class QGCNUNet(nn.Module):
         nn.init.zeros_(self.tail.weight)  # starts as the identity: the decoded image
         nn.init.zeros_(self.tail.bias)
 
+    def load_shallower(self, state: dict[str, torch.Tensor]) -> list[str]:
+        """Load the weights of the same net with fewer residual blocks at some levels: the
+        extra blocks start as the identity (their last conv zeroed), so this net computes
+        exactly what ``state`` did and training can only add to it. Returns the new blocks'
+        names.
+
+        Raises:
+            RuntimeError: ``state`` differs by more than missing residual blocks.
+        """
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        new = sorted({key.split(".body.")[0] for key in missing if ".blocks." in key and ".body." in key})
+        if unexpected or any(not key.startswith(tuple(f"{block}.body." for block in new)) for key in missing):
+            raise RuntimeError(f"not the same net with fewer blocks: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        with torch.no_grad():
+            for block in new:
+                self.get_submodule(block).body[-1].weight.zero_()
+        return new
+
     def global_vector(self, image: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) whole image in [0, 1] -> (N, global_dim) vector shared by its tiles."""
         return self.global_branch(image * 2 - 1)

@@ -91,6 +91,21 @@ def test_unet_uses_the_maps_and_the_global_vector_at_every_scale():
     assert not torch.allclose(base, other_maps) and not torch.allclose(base, other_vector)
 
 
+def test_a_deeper_unet_starts_as_exactly_the_shallower_one_it_grows_from():
+    shallow = tiny("qgcn-unet-gray-s")
+    wake_outputs(shallow)
+    deeper = tiny("qgcn-unet-gray-s", down_blocks=(1, 1, 1, 2), up_blocks=(2, 1, 1))
+    new = deeper.load_shallower(shallow.state_dict())
+    assert new == ["decoder.0.blocks.0", "decoder.0.blocks.1", "encoder.0.blocks.0", "encoder.3.blocks.1"]
+    image, maps = torch.rand(1, 1, 32, 32), maps_for(20, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(deeper(image, maps), shallow(image, maps))
+    with pytest.raises(RuntimeError):
+        tiny("qgcn-unet-gray-s", widths=(4, 8, 8, 32)).load_shallower(shallow.state_dict())
+    with pytest.raises(RuntimeError, match="fewer blocks"):
+        shallow.load_shallower(deeper.state_dict())
+
+
 @pytest.mark.parametrize("colour", ["color", "gray"])
 def test_blind_unet_takes_the_table_guided_weights_and_no_maps(colour):
     guided, blind = tiny(f"qgcn-unet-{colour}-s"), tiny(f"qgcn-unet-blind-{colour}-s")

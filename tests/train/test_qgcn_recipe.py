@@ -135,6 +135,23 @@ def test_an_unknown_loss_power_is_refused(tmp_path, folders):
         make_recipe("qgcn", SETTINGS + ["loss_power=3"], [folders[0]], [folders[1]], tmp_path / "cache")
 
 
+def test_a_deeper_variant_trains_from_the_shipped_weights_as_exactly_that_net(tmp_path, folders):
+    from jpegfix.train.loop import _initialise
+    from jpegfix.weights import load_model
+
+    deeper = ["model=qgcn-unet-gray-s", 'arch={"down_blocks": [1, 1, 2, 6]}']
+    recipe = make_recipe("qgcn", SETTINGS + deeper, [folders[0]], [folders[1]], tmp_path / "cache")
+    assert recipe.arch_overrides("net") == {"down_blocks": [1, 1, 2, 6]}
+    ctx = SimpleNamespace(modules=recipe.build(None))
+    record = _initialise(recipe, ctx, "qgcn-unet-gray-s")
+    assert record["grown"] == ["encoder.0.blocks.0"] and len(record["sha256"]) == 64
+    shipped, _ = load_model(MODELS.get("qgcn-unet-gray-s"), download=False)
+    image = torch.rand(1, 1, 64, 64)
+    maps = torch.full((1, 1, 64, 64), 20 / 255)
+    with torch.no_grad():
+        assert torch.equal(ctx.modules["net"].eval()(image, maps), shipped(image, maps))
+
+
 def test_learning_rate_schedule_warms_up_and_decays():
     factor = cosine_with_warmup(1000)
     assert factor(0) < factor(19) <= 1.0 and factor(999) < 0.05

@@ -42,6 +42,9 @@ HIGH_QUALITY_CASES = {f"q{q}" for q in VALIDATION_QUALITIES if q >= 90}
 @dataclass(frozen=True)
 class QGCNConfig:
     model: str = "qgcn-color-s"
+    # arch_args overrides for a variant of ``model`` (say, more residual blocks at full
+    # resolution: {"down_blocks": [1, 1, 2, 6]}); the export's card records them.
+    arch: dict | None = None
     # Paper: uniform in [1, 60], IJG tables. Here CompressionMix's defaults (see data.py);
     # quality_min / quality_max > 0 replace them with the old uniform IJG range.
     quality_min: int = 0
@@ -96,7 +99,11 @@ class QGCNRecipe(RecipeData):
 
     def build(self, ctx) -> dict[str, torch.nn.Module]:
         torch.manual_seed(self.config.seed)
-        return {"net": self.spec.build()}
+        return {"net": self.spec.build(**self.arch_overrides("net"))}
+
+    def arch_overrides(self, module: str) -> dict:
+        """Settings that change the exported network's architecture (read by export)."""
+        return dict(self.config.arch or {})
 
     def stages(self) -> list[Stage]:
         c = self.config
