@@ -254,18 +254,16 @@ def _initialise(recipe: Recipe, ctx: Context, model: str) -> dict[str, Any]:
 
     module, _ = next(iter(recipe.exports().items()))
     net, card = load_model(MODELS.get(model), download=False)
-    target, grown = ctx.modules[module], []
+    target, state = ctx.modules[module], net.state_dict()
     try:
-        target.load_state_dict(net.state_dict())
+        if hasattr(target, "load_shallower"):  # also a deeper variant (recipe setting ``arch``)
+            grown = target.load_shallower(state)
+        else:
+            target.load_state_dict(state)
+            grown = []
     except RuntimeError as error:
-        # A deeper variant (recipe setting ``arch``) starts as exactly the shipped net.
-        try:
-            grown = target.load_shallower(net.state_dict()) if hasattr(target, "load_shallower") else None
-        except RuntimeError:
-            grown = None
-        if grown is None:
-            first = str(error).strip().splitlines()[0]
-            raise JpegfixError(f"--init {model}: its weights do not fit this recipe's network ({first})") from None
+        first = str(error).strip().splitlines()[0]
+        raise JpegfixError(f"--init {model}: its weights do not fit this recipe's network ({first})") from None
     card = card or {}
     return {"model": model, **({"grown": grown} if grown else {}), "sha256": card.get("sha256"), "command": card.get("command"),
             "history": card.get("history", []), "init": card.get("init", {}),

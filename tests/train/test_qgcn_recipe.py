@@ -152,6 +152,16 @@ def test_a_deeper_variant_trains_from_the_shipped_weights_as_exactly_that_net(tm
         assert torch.equal(ctx.modules["net"].eval()(image, maps), shipped(image, maps))
 
 
+def test_init_refuses_weights_of_another_shape(tmp_path, folders):
+    from jpegfix.errors import JpegfixError
+    from jpegfix.train.loop import _initialise
+
+    wider = ["model=qgcn-unet-gray-s", 'arch={"widths": [16, 32, 64, 256]}']
+    recipe = make_recipe("qgcn", SETTINGS + wider, [folders[0]], [folders[1]], tmp_path / "cache")
+    with pytest.raises(JpegfixError, match="do not fit"):
+        _initialise(recipe, SimpleNamespace(modules=recipe.build(None)), "qgcn-unet-gray-s")
+
+
 def test_learning_rate_schedule_warms_up_and_decays():
     factor = cosine_with_warmup(1000)
     assert factor(0) < factor(19) <= 1.0 and factor(999) < 0.05
