@@ -17,6 +17,8 @@ from jpegfix.models.restorer import Restorer
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 TINY_QGCN = dict(width=8, blocks=1, global_widths=(4, 4, 4, 4), global_hidden=16, global_dim=8)
+# The qgcn recipe's settings for a training run of a few seconds (with the tiny_qgcn fixture).
+TINY_QGCN_RUN = ["small_steps=6", "large_steps=2", "small_size=32", "small_batch=2", "large_size=64", "large_batch=1", "val_images=1"]
 TINY_CONTRASTIVE = dict(encoder_width=4, width=8, blocks=(1, 1, 1), pool_sizes=(4, 8))
 TINY_CQR = dict(width=8, branch=4, groups=3, window=4)
 TINY_CQR_RANKER = dict(width=4, hidden=8, crop=32)
@@ -97,3 +99,20 @@ def tiny_restorer(name: str = "qgcn-color-s") -> Restorer:
 
 def requires(path: Path):
     return pytest.mark.skipif(not path.exists(), reason=f"needs {path} (shared data not present)")
+
+
+@pytest.fixture
+def tiny_qgcn(monkeypatch):
+    """Swap the registered spec for a tiny one (the registry copy keeps MODELS untouched)."""
+    import jpegfix.train.export as export_module
+    import jpegfix.train.recipes.qgcn as recipe_module
+    import jpegfix.weights  # noqa: F401
+
+    registry = MODELS.copy()
+    spec = registry.get("qgcn-color-s")
+    tiny = type(spec)(**{**spec.__dict__, "arch_args": {**spec.arch_args, **TINY_QGCN}})
+    registry._specs["qgcn-color-s"] = tiny
+    monkeypatch.setattr(recipe_module, "MODELS", registry)
+    monkeypatch.setattr(export_module, "MODELS", registry)
+    return registry
+

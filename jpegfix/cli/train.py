@@ -30,6 +30,7 @@ def train_command(
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
     amp: Annotated[bool, typer.Option("--amp/--no-amp", help="bf16 autocast on GPUs and on CPUs with AMX / AVX-512 BF16.")] = True,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="Channels-last tensors (default: where bf16 autocast runs).")] = None,
+    ema: Annotated[float, typer.Option("--ema", min=0.0, max=0.9999, help="Validate and export a moving average of the weights with this decay (e.g. 0.999); 0: off.")] = 0.0,
 ) -> None:
     """Train a method with its full recipe (all stages, in order, resumable)."""
     import torch
@@ -53,7 +54,7 @@ def train_command(
     try:
         state = train(recipe, out, device=device, resume=resume, val_every=val_every,
                       checkpoint_every=checkpoint_every, amp=amp, channels_last=channels_last, stage=stage, init=init, command=command,
-                      on_progress=report)
+                      ema=ema, on_progress=report)
         report.close()
         if export:
             for path in export_run(recipe, out, state, export, weights_dir, command, stage):

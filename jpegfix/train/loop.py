@@ -4,7 +4,8 @@ Runs a recipe's stages in order with Adam and a cosine learning-rate schedule, v
 every ``val_every`` steps, checkpoints atomically every ``checkpoint_every`` steps and at
 each stage end, and resumes from the last checkpoint. Under ``torchrun`` each process
 trains on its own slice of the batches and gradients are averaged by DistributedDataParallel;
-only rank 0 validates, logs and writes files.
+only rank 0 validates, logs and writes files. With a weight average (``ema``), each stage's
+trained networks are validated and handed on as the moving average of their weights.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import nn
 from jpegfix.devices import pick_device
 from jpegfix.errors import JpegfixError
 from jpegfix.runtime import native_bf16
+from jpegfix.train.averaging import WeightAverage
 from jpegfix.train.recipe import Recipe, Stage
 
 CHECKPOINT = "checkpoint.pt"
@@ -45,13 +47,16 @@ class Progress:
 class Context:
     """The loop's side of :class:`jpegfix.train.recipe.TrainContext`."""
 
-    def __init__(self, device: torch.device, amp: bool, distributed: bool):
+    def __init__(self, device: torch.device, amp: bool, distributed: bool, ema: float = 0.0):
         self.device = device
         # bf16 autocast where the hardware computes in bf16: GPUs, and CPUs with AMX or
         # AVX-512 BF16 (2.3-3.2x faster steps on a Xeon with AMX, docs/training.md). Elsewhere
         # a CPU would emulate it, which is slower than float32.
         self.amp = amp and (device.type == "cuda" or (device.type == "cpu" and native_bf16()))
         self.distributed = distributed
+        self.ema = ema
+        self.averages: dict[str, WeightAverage] = {}
+        """The moving average of each top-level module the current stage trains (``ema`` > 0)."""
         self.modules: dict[str, nn.Module] = {}
         self.wrapped: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -100,6 +105,8 @@ class Context:
             name: torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(stage.steps, stage.warmup))
             for name, opt in self.optimizers.items()
         }
+        trained_modules = dict.fromkeys(name.partition(".")[0] for name in stage.trainable)
+        self.averages = {name: WeightAverage(self.modules[name], self.ema) for name in trained_modules} if self.ema else {}
         self.wrapped = {}
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -154,6 +161,7 @@ def train(
     stage: str | None = None,
     init: str | None = None,
     command: str = "",
+    ema: float = 0.0,
     on_progress: Callable[[Progress], None] = lambda progress: None,
 ) -> RunState:
     """Train ``recipe`` into ``run_dir`` and return the final :class:`RunState`.
@@ -166,7 +174,10 @@ def train(
     ``amp`` trains under bf16 autocast where the device computes in bf16 natively;
     ``channels_last`` keeps the networks' tensors channels-last (None: where bf16 autocast
     runs, the only place it measured faster, docs/training.md). Neither changes what is
-    saved: weights stay float32.
+    saved: weights stay float32. ``ema`` (a decay such as 0.999; 0: off) keeps a moving
+    average of the trained networks' weights: validation scores it (and logs the raw
+    weights' headline as ``raw_<name>``), and at each stage's end the networks take it, so
+    later stages, the checkpoint and ``--export`` get the averaged weights.
 
     Raises:
         JpegfixError: ``stage`` cannot run in this run folder (unknown, earlier stages not
@@ -177,7 +188,7 @@ def train(
         import torch.distributed as dist
 
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    ctx = Context(pick_device(device), amp, distributed)
+    ctx = Context(pick_device(device), amp, distributed, ema)
     if ctx.device.type == "cuda":
         torch.cuda.set_device(ctx.device)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -206,6 +217,7 @@ def train(
         "threads": torch.get_num_threads(), "device": str(ctx.device),
         "bf16_autocast": ctx.amp, "channels_last": channels_last,
         "stage": stages[min(state.stage_index, len(stages) - 1)].name, "step": state.step,
+        **({"weight_average": ema} if ema else {}),
     })
     for index in range(state.stage_index, end):
         stage = stages[index]
@@ -220,6 +232,8 @@ def train(
             scalars = stage.step(batch_of(step * ctx.world_size + ctx.rank), ctx)
             for scheduler in ctx.schedulers.values():
                 scheduler.step()
+            for name, average in ctx.averages.items():
+                average.update(ctx.modules[name])
             state.stage_index, state.step = index, step + 1
             state.seconds = time.perf_counter() - started
             state.cpu_seconds = time.process_time() - cpu_started
@@ -234,6 +248,8 @@ def train(
             if ctx.rank == 0 and ((step + 1) % checkpoint_every == 0 or last):
                 _save_checkpoint(checkpoint_path, ctx, state)
             on_progress(Progress(stage.name, step + 1, stage.steps, scalars, validation))
+        for name, average in ctx.averages.items():
+            average.apply_to(ctx.modules[name])
         state.stage_index, state.step = index + 1, 0
         if ctx.rank == 0:
             _save_checkpoint(checkpoint_path, ctx, state)
@@ -271,6 +287,20 @@ def _initialise(recipe: Recipe, ctx: Context, model: str) -> dict[str, Any]:
 
 
 def _validate(recipe: Recipe, ctx: Context, stage: Stage) -> dict[str, float]:
+    """The recipe's scores, of the averaged weights when the loop keeps an average (plus
+    the raw weights' headline, so the curve shows what averaging buys)."""
+    if not ctx.averages:
+        return _scores(recipe, ctx)
+    raw = _scores(recipe, ctx)
+    with contextlib.ExitStack() as swapped:
+        for name, average in ctx.averages.items():
+            swapped.enter_context(average.swapped_into(ctx.modules[name]))
+        scores = _scores(recipe, ctx)
+    headline = next(iter(raw))
+    return {**scores, f"raw_{headline}": raw[headline]}
+
+
+def _scores(recipe: Recipe, ctx: Context) -> dict[str, float]:
     # Each submodule's own mode is put back, so frozen parts of trained modules stay in eval.
     modes = {m: m.training for module in ctx.modules.values() for m in module.modules()}
     for module in ctx.modules.values():
@@ -314,6 +344,7 @@ def _save_checkpoint(path: Path, ctx: Context, state: RunState) -> None:
         "modules": {n: m.state_dict() for n, m in ctx.modules.items()},
         "optimizers": {n: o.state_dict() for n, o in ctx.optimizers.items()},
         "schedulers": {n: s.state_dict() for n, s in ctx.schedulers.items()},
+        "averages": {n: a.state_dict() for n, a in ctx.averages.items()},
         "state": asdict(state),
     }
     temporary = path.with_suffix(".tmp")
@@ -333,6 +364,10 @@ def _restore_optimizers(path: Path, ctx: Context) -> None:
     for name, opt in ctx.optimizers.items():
         opt.load_state_dict(payload["optimizers"][name])
         ctx.schedulers[name].load_state_dict(payload["schedulers"][name])
+    # A run that kept no average (or a stage that started without one) starts it here.
+    for name, average in ctx.averages.items():
+        if name in payload.get("averages", {}):
+            average.load_state_dict(payload["averages"][name])
 
 
 def _append_log(run_dir: Path, record: dict[str, Any]) -> None:

@@ -13,26 +13,7 @@ from jpegfix.train.recipe import apply_overrides
 from jpegfix.train.recipes import make_recipe
 from jpegfix.train.recipes.qgcn import QGCNConfig
 
-TINY_ARCH = dict(width=8, blocks=1, global_widths=(4, 4, 4, 4), global_hidden=16, global_dim=8)
-
-
-@pytest.fixture
-def tiny_qgcn(monkeypatch):
-    """Swap the registered spec for a tiny one (the registry copy keeps MODELS untouched)."""
-    import jpegfix.train.export as export_module
-    import jpegfix.train.recipes.qgcn as recipe_module
-    import jpegfix.weights  # noqa: F401
-
-    registry = MODELS.copy()
-    spec = registry.get("qgcn-color-s")
-    tiny = type(spec)(**{**spec.__dict__, "arch_args": {**spec.arch_args, **TINY_ARCH}})
-    registry._specs["qgcn-color-s"] = tiny
-    monkeypatch.setattr(recipe_module, "MODELS", registry)
-    monkeypatch.setattr(export_module, "MODELS", registry)
-    return registry
-
-
-SETTINGS = ["small_steps=6", "large_steps=2", "small_size=32", "small_batch=2", "large_size=64", "large_batch=1", "val_images=1"]
+from conftest import TINY_QGCN_RUN as SETTINGS
 
 
 def test_train_resume_export_and_load(tmp_path, folders, tiny_qgcn, monkeypatch):
