@@ -115,4 +115,3 @@ def tiny_qgcn(monkeypatch):
     monkeypatch.setattr(recipe_module, "MODELS", registry)
     monkeypatch.setattr(export_module, "MODELS", registry)
     return registry
-

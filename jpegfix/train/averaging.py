@@ -23,11 +23,11 @@ class WeightAverage:
     averages over its own recent steps, not over where it began.
     """
 
-    def __init__(self, module: nn.Module, decay: float, updates: int = 0):
+    def __init__(self, module: nn.Module, decay: float):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"weight-average decay must lie in (0, 1), not {decay}")
         self.decay = decay
-        self.updates = updates
+        self.updates = 0
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
     def current_decay(self) -> float:
